@@ -1,0 +1,168 @@
+/* common.c: file I/O and diagnostic output shared by the subcommands. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+bool
+cli_read_file(const char *path, struct sts_buf *b)
+{
+	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "mta-sts: %s: %s\n", path, strerror(errno));
+		return false;
+	}
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "mta-sts: %s: is a directory; give a file\n", path);
+		if (fd != STDIN_FILENO)
+			close(fd);
+		return false;
+	}
+	char chunk[16384];
+	bool ok = true;
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof chunk);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "mta-sts: %s: %s\n", path, strerror(errno));
+			ok = false;
+			break;
+		}
+		if (n == 0)
+			break;
+		int rc = sts_buf_append(b, chunk, (size_t)n);
+		if (rc == STS_ETOOBIG) {
+			fprintf(stderr, "mta-sts: %s: larger than %zu bytes; this is not a valid"
+				" input for this command\n", path, b->max);
+			ok = false;
+			break;
+		}
+		if (rc != STS_OK) {
+			fprintf(stderr, "mta-sts: %s: %s\n", path, sts_strerror(rc));
+			ok = false;
+			break;
+		}
+	}
+	if (fd != STDIN_FILENO)
+		close(fd);
+	return ok;
+}
+
+void
+cli_print_diags(FILE *fp, const char *file, const struct sts_diags *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		const struct sts_diag *g = &d->items[i];
+		fprintf(fp, "%s:%u:%u: %s: %s", file, g->line, g->column,
+			sts_severity_name(g->severity), g->message);
+		if (g->rule[0] != '\0')
+			fprintf(fp, " [rule %s]", g->rule);
+		fprintf(fp, " (%s)\n", g->code);
+	}
+	if (d->n_dropped > 0)
+		fprintf(fp, "%s: note: %zu more diagnostics not shown\n", file, d->n_dropped);
+}
+
+json_t *
+cli_diags_json(const struct sts_diags *d, enum sts_severity sev)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < d->n; i++) {
+		const struct sts_diag *g = &d->items[i];
+		if (g->severity != sev)
+			continue;
+		json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}",
+			"code", g->code, "line", (json_int_t)g->line, "column", (json_int_t)g->column,
+			"offset", (json_int_t)g->offset, "rule", g->rule, "message", g->message));
+	}
+	return arr;
+}
+
+static bool
+mkdirs_for(const char *path)
+{
+	char *copy = strdup(path);
+	if (copy == NULL)
+		return false;
+	char *dir = dirname(copy);
+	for (char *p = dir + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+			free(copy);
+			return false;
+		}
+		*p = '/';
+	}
+	bool ok = mkdir(dir, 0755) == 0 || errno == EEXIST;
+	free(copy);
+	return ok;
+}
+
+bool
+cli_write_atomic(const char *path, const void *data, size_t len, bool mkdirs)
+{
+	if (mkdirs && !mkdirs_for(path))
+		return false;
+	size_t plen = strlen(path);
+	char *tmp = malloc(plen + 16);
+	if (tmp == NULL)
+		return false;
+	snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+	int fd = mkstemp(tmp);
+	if (fd < 0) {
+		free(tmp);
+		return false;
+	}
+	const char *p = data;
+	size_t left = len;
+	bool ok = true;
+	while (left > 0) {
+		ssize_t n = write(fd, p, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ok = false;
+			break;
+		}
+		p += n;
+		left -= (size_t)n;
+	}
+	ok = ok && fchmod(fd, 0644) == 0 && fsync(fd) == 0;
+	int saved = errno;
+	if (close(fd) != 0 && ok) {
+		ok = false;
+		saved = errno;
+	}
+	if (ok && rename(tmp, path) != 0) {
+		ok = false;
+		saved = errno;
+	}
+	if (!ok) {
+		unlink(tmp);
+		free(tmp);
+		errno = saved;
+		return false;
+	}
+	free(tmp);
+	/* Make the rename itself durable. */
+	char *copy = strdup(path);
+	if (copy != NULL) {
+		int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+		free(copy);
+	}
+	return true;
+}
