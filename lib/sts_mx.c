@@ -56,6 +56,13 @@ sts_mx_pattern_check(const char *p, size_t len, unsigned flags,
 		    "mx has no value: give one MX host name per line, e.g. 'mx: mail.example.com'");
 		return STS_EINVAL;
 	}
+	const char *hash = memchr(p, '#', len);
+	if (hash != NULL) {
+		ERR("policy.mx.comment", "20", (size_t)(hash - p),
+		    "mx '%s' carries a comment: the policy syntax has none; keep only the host name",
+		    got);
+		return STS_EINVAL;
+	}
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)p[i];
 		if (c == ' ' || c == '\t' || c == ',') {

@@ -275,7 +275,11 @@ parse_line(struct pctx *c, size_t b, size_t e)
 	char got[64];
 	if (colon == NULL) {
 		sts_escape(s + b, e - b, got, sizeof got);
-		if (s[b] == '<')
+		if (e - b == 3 && memcmp(s + b, "---", 3) == 0)
+			sts_diags_add(c->d, STS_SEV_ERROR, "policy.line.not_field", "20", AT(b),
+				      "line '---' is not a field: Jekyll front matter? It is removed only"
+				      " when the site is built by Jekyll; check the served file");
+		else if (s[b] == '<')
 			sts_diags_add(c->d, STS_SEV_ERROR, "policy.line.not_field", "20", AT(b),
 				      "the body looks like HTML, not a policy: serve the plain-text"
 				      " policy file at this URL");

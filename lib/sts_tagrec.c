@@ -88,6 +88,13 @@ diagnose_version(const unsigned char *s, size_t len, const struct tagrec_spec *s
 			      got, sp->version);
 		return;
 	}
+	if (s[0] == ' ' || s[0] == '\t' || s[0] == '"') {
+		sts_diags_add(d, STS_SEV_ERROR, sp->code_version_missing, sp->rule_version, 0, 1, 1,
+			      "the record must begin with '%s' exactly: remove the leading %s",
+			      sp->version, s[0] == '"' ? "double quote (quotes delimit strings in"
+			      " zone files and are not part of the value)" : "white space");
+		return;
+	}
 	/* The version somewhere later: fields in the wrong order. */
 	for (size_t i = 1; i + vl <= len; i++) {
 		if (memcmp(s + i, sp->version, vl) == 0) {
