@@ -114,6 +114,7 @@ sts_mx_pattern_check(const char *p, size_t len, unsigned flags,
 		return STS_EINVAL;
 	}
 	size_t end = len;
+	bool strict_violation = false;
 	if (end > start && p[end - 1] == '.') {
 		if (end - 1 == start) {
 			ERR("policy.mx.empty_label", "20", end - 1,
@@ -121,6 +122,7 @@ sts_mx_pattern_check(const char *p, size_t len, unsigned flags,
 			return STS_EINVAL;
 		}
 		end--;
+		strict_violation = (flags & STS_PARSE_STRICT) != 0;
 		sts_diags_add(d, sts_tolerance(flags), "policy.mx.trailing_dot", "20",
 			      pos.offset + end, pos.line, pos.column + (unsigned)end,
 			      "mx '%s' ends with '.': remove the trailing dot (senders that do"
@@ -130,9 +132,11 @@ sts_mx_pattern_check(const char *p, size_t len, unsigned flags,
 		ERR("policy.mx.empty_label", "20", start, "mx '%s' has no host name after '*.'", got);
 		return STS_EINVAL;
 	}
-	if (end - start > STS_HOST_MAX) {
+	/* A "*." pattern stands for a name one label longer, so the whole
+	 * pattern, "*." included, obeys the host-name limit. */
+	if (end > STS_HOST_MAX) {
 		ERR("policy.mx.too_long", "20", start,
-		    "mx '%s' is %zu characters; a host name has at most %d", got, end - start,
+		    "mx '%s' is %zu characters; a host name has at most %d", got, end,
 		    STS_HOST_MAX);
 		return STS_EINVAL;
 	}
@@ -211,7 +215,7 @@ sts_mx_pattern_check(const char *p, size_t len, unsigned flags,
 	for (size_t i = start; i < end; i++)
 		out[o++] = lower(p[i]);
 	out[o] = '\0';
-	return STS_OK;
+	return strict_violation ? STS_EINVAL : STS_OK;
 }
 
 int

@@ -83,10 +83,9 @@ check_policy(const struct row *r, const char *verdict, unsigned flags)
 			assert_int_equal(p.max_age, strtoul(v, NULL, 10));
 		if ((v = verdict_field(verdict, "mx")) != NULL) {
 			char got[1024] = "";
-			for (size_t i = 0; i < p.n_mx; i++) {
-				strcat(got, i ? "," : "");
-				strcat(got, p.mx[i]);
-			}
+			size_t o = 0;
+			for (size_t i = 0; i < p.n_mx && o < sizeof got; i++)
+				o += (size_t)snprintf(got + o, sizeof got - o, "%s%s", i ? "," : "", p.mx[i]);
 			assert_string_equal(got, strcmp(v, "-") == 0 ? "" : v);
 		}
 	}
