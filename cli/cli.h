@@ -24,6 +24,10 @@ int cmd_publish(int argc, char **argv);
  * On failure prints "mta-sts: PATH: reason" to stderr and returns false. */
 bool cli_read_file(const char *path, struct sts_buf *b);
 
+/* Like cli_read_file, but reading past the ceiling is not an error: b then
+ * holds the first b->max bytes and *too_big is set. */
+bool cli_read_file_bounded(const char *path, struct sts_buf *b, bool *too_big);
+
 /* Prints diagnostics compiler-style: FILE:LINE:COL: SEVERITY: MESSAGE [rule N]. */
 void cli_print_diags(FILE *fp, const char *file, const struct sts_diags *d);
 

@@ -104,7 +104,8 @@ cmd_lint(int argc, char **argv)
 	struct sts_buf in;
 	/* One byte over the parser's ceiling, so the parser names the excess. */
 	sts_buf_init(&in, kind == LINT_POLICY ? STS_POLICY_MAX + 1 : STS_TXT_RECORD_MAX + 2);
-	if (!cli_read_file(path, &in)) {
+	bool too_big;
+	if (!cli_read_file_bounded(path, &in, &too_big)) {
 		sts_buf_free(&in);
 		return CLI_USAGE;
 	}

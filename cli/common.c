@@ -13,6 +13,21 @@
 bool
 cli_read_file(const char *path, struct sts_buf *b)
 {
+	bool too_big = false;
+	if (!cli_read_file_bounded(path, b, &too_big))
+		return false;
+	if (too_big) {
+		fprintf(stderr, "mta-sts: %s: larger than %zu bytes; this is not a valid"
+			" input for this command\n", path, b->max);
+		return false;
+	}
+	return true;
+}
+
+bool
+cli_read_file_bounded(const char *path, struct sts_buf *b, bool *too_big)
+{
+	*too_big = false;
 	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "mta-sts: %s: %s\n", path, strerror(errno));
@@ -38,13 +53,14 @@ cli_read_file(const char *path, struct sts_buf *b)
 		}
 		if (n == 0)
 			break;
-		int rc = sts_buf_append(b, chunk, (size_t)n);
-		if (rc == STS_ETOOBIG) {
-			fprintf(stderr, "mta-sts: %s: larger than %zu bytes; this is not a valid"
-				" input for this command\n", path, b->max);
-			ok = false;
-			break;
+		size_t take = (size_t)n;
+		if (take > b->max - b->len) {
+			take = b->max - b->len;
+			*too_big = true;
 		}
+		int rc = sts_buf_append(b, chunk, take);
+		if (*too_big && rc == STS_OK)
+			break;
 		if (rc != STS_OK) {
 			fprintf(stderr, "mta-sts: %s: %s\n", path, sts_strerror(rc));
 			ok = false;
