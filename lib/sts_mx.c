@@ -22,6 +22,19 @@ static inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + 32
 	sts_diags_add(d, STS_SEV_ERROR, code, rule, pos.offset + (at), pos.line,          \
 		      pos.column + (unsigned)(at), __VA_ARGS__)
 
+/* Characters a host name may carry after normalisation: LDH, the dot, and
+ * '_' (seen in real DNS names, harmless for matching). */
+static bool
+host_chars_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!is_ldh(c) && c != '.' && c != '_')
+			return false;
+	}
+	return n > 0 && s[0] != '.';
+}
+
 /* Converts a pattern written with U-labels to A-labels, for the fix hint. */
 static void
 suggest_alabel(const char *p, size_t len, char *out, size_t outsz)
@@ -38,7 +51,8 @@ suggest_alabel(const char *p, size_t len, char *out, size_t outsz)
 		name += 2;
 	char *a = NULL;
 	if (idn2_lookup_u8((const uint8_t *)name, (uint8_t **)&a,
-			   IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT) == IDN2_OK && a != NULL)
+			   IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT) == IDN2_OK && a != NULL &&
+	    host_chars_ok(a, strlen(a)))
 		snprintf(out, outsz, "%s%s", wild ? "*." : "", a);
 	free(a);
 }
@@ -235,7 +249,7 @@ sts_host_normalize(const char *host, size_t len, char out[STS_HOST_MAX + 1])
 			ascii = false;
 	}
 	if (ascii) {
-		if (len > STS_HOST_MAX)
+		if (len > STS_HOST_MAX || !host_chars_ok(host, len))
 			return STS_EINVAL;
 		for (size_t i = 0; i < len; i++)
 			out[i] = lower(host[i]);
@@ -248,7 +262,9 @@ sts_host_normalize(const char *host, size_t len, char out[STS_HOST_MAX + 1])
 	char *a = NULL;
 	int rc = idn2_lookup_u8((const uint8_t *)tmp, (uint8_t **)&a,
 				IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
-	if (rc != IDN2_OK || a == NULL || strlen(a) > STS_HOST_MAX) {
+	/* UTS #46 mapping can turn some code points (NBSP) into ASCII that is
+	 * not valid in a host name; such input is not a usable host. */
+	if (rc != IDN2_OK || a == NULL || strlen(a) > STS_HOST_MAX || !host_chars_ok(a, strlen(a))) {
 		free(a);
 		return STS_EINVAL;
 	}

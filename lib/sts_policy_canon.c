@@ -33,8 +33,10 @@ sts_policy_canonical(const struct sts_policy *p, struct sts_buf *out)
 		memcpy(mx, p->mx, p->n_mx * sizeof *mx);
 	if (p->n_ext > 0)
 		memcpy(ext, p->ext, p->n_ext * sizeof *ext);
-	qsort(mx, p->n_mx, sizeof *mx, cmp_str);
-	qsort(ext, p->n_ext, sizeof *ext, cmp_ext);
+	if (p->n_mx > 1)
+		qsort(mx, p->n_mx, sizeof *mx, cmp_str);
+	if (p->n_ext > 1)
+		qsort(ext, p->n_ext, sizeof *ext, cmp_ext);
 
 	if (p->has_version)
 		rc = sts_buf_puts(out, "version: STSv1\n");

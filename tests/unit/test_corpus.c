@@ -111,10 +111,10 @@ run_item(void **state)
 int
 main(void)
 {
-	char *verdicts = tu_read_file(tu_src_path("tests/data/corpus/verdicts.tsv"), NULL);
-	char *decisions = tu_read_file(tu_src_path("tests/data/corpus-decisions.tsv"), NULL);
-	char *txt = tu_read_file(tu_src_path("tests/data/corpus/txt-records.tsv"), NULL);
-	char *tlsrpt = tu_read_file(tu_src_path("tests/data/corpus/tlsrpt-records.tsv"), NULL);
+	char *verdicts = tu_keep(tu_read_file(tu_src_path("tests/data/corpus/verdicts.tsv"), NULL));
+	char *decisions = tu_keep(tu_read_file(tu_src_path("tests/data/corpus-decisions.tsv"), NULL));
+	char *txt = tu_keep(tu_read_file(tu_src_path("tests/data/corpus/txt-records.tsv"), NULL));
+	char *tlsrpt = tu_keep(tu_read_file(tu_src_path("tests/data/corpus/tlsrpt-records.tsv"), NULL));
 
 	size_t cap = 1024, n = 0;
 	struct CMUnitTest *tests = calloc(cap, sizeof *tests);
@@ -123,9 +123,9 @@ main(void)
 		char *f[5];
 		if (tu_split_tabs(line, f, 5) < 3 || strcmp(f[0], "item") == 0)
 			continue;
-		struct item *it = calloc(1, sizeof *it);
+		struct item *it = tu_keep(calloc(1, sizeof *it));
 		snprintf(it->name, sizeof it->name, "corpus %s", f[0]);
-		it->reason = strdup(f[2]);
+		it->reason = tu_keep(strdup(f[2]));
 		bool valid = strcmp(f[2], "valid") == 0;
 		it->strict_valid = it->default_valid = valid;
 
@@ -138,7 +138,7 @@ main(void)
 				continue;
 			it->strict_valid = strcmp(g[1], "valid") == 0;
 			it->default_valid = strcmp(g[2], "valid") == 0;
-			it->reason = strdup(g[3]);
+			it->reason = tu_keep(strdup(g[3]));
 			decided = true;
 		}
 		free(dcopy);
@@ -155,7 +155,7 @@ main(void)
 			if (hash == NULL)
 				continue;
 			it->kind = strncmp(f[0], "txt-", 4) == 0 ? 1 : 2;
-			it->value = record_value(it->kind == 1 ? txt : tlsrpt, hash + 1);
+			it->value = tu_keep(record_value(it->kind == 1 ? txt : tlsrpt, hash + 1));
 			if (it->value == NULL) {
 				printf("Bail out! %s not found in its records table\n", f[0]);
 				return 1;

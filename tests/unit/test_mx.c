@@ -119,9 +119,12 @@ test_match(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof match_cases / sizeof match_cases[0]; i++) {
 		char host[STS_HOST_MAX + 1];
-		assert_int_equal(sts_host_normalize(match_cases[i].host, strlen(match_cases[i].host),
-						    host), STS_OK);
-		if (sts_mx_match(match_cases[i].pattern, host) != match_cases[i].match)
+		/* A host that does not normalise (".example.com") matches nothing. */
+		bool usable = sts_host_normalize(match_cases[i].host, strlen(match_cases[i].host),
+						 host) == STS_OK;
+		if (match_cases[i].match)
+			assert_true(usable);
+		if (usable && sts_mx_match(match_cases[i].pattern, host) != match_cases[i].match)
 			fail_msg("%s vs %s", match_cases[i].pattern, match_cases[i].host);
 	}
 }

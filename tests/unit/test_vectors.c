@@ -205,7 +205,7 @@ int
 main(void)
 {
 	size_t len;
-	char *text = tu_read_file(tu_src_path("tests/data/vectors.tsv"), &len);
+	char *text = tu_keep(tu_read_file(tu_src_path("tests/data/vectors.tsv"), &len));
 	size_t cap = 512, n = 0;
 	struct CMUnitTest *tests = calloc(cap, sizeof *tests);
 	unsigned lineno = 0;
@@ -220,10 +220,10 @@ main(void)
 		if (strcmp(f[0], "policy") && strcmp(f[0], "txt") && strcmp(f[0], "txtset") &&
 		    strcmp(f[0], "tlsrpt") && strcmp(f[0], "mxmatch"))
 			continue;   /* certmatch, mediatype, pfkey: the fetch and daemon issues test them */
-		struct row *r = calloc(1, sizeof *r);
+		struct row *r = tu_keep(calloc(1, sizeof *r));
 		r->lineno = lineno;
 		r->kind = f[0];
-		r->input = tu_unescape(f[1], &r->input_len);
+		r->input = tu_keep(tu_unescape(f[1], &r->input_len));
 		r->strict = f[2];
 		r->fdefault = f[3];
 		char shown[96];

@@ -108,8 +108,27 @@ tu_unescape(const char *s, size_t *len)
 	return out;
 }
 
+static void **kept;
+static size_t n_kept, cap_kept;
+
+void *
+tu_keep(void *p)
+{
+	if (n_kept == cap_kept) {
+		cap_kept = cap_kept ? cap_kept * 2 : 256;
+		kept = realloc(kept, cap_kept * sizeof *kept);
+	}
+	kept[n_kept++] = p;
+	return p;
+}
+
 int
 tu_run(const char *group, struct CMUnitTest *tests, size_t n)
 {
-	return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+	int rc = _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+	for (size_t i = 0; i < n_kept; i++)
+		free(kept[i]);
+	free(kept);
+	free(tests);
+	return rc;
 }

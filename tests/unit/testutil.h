@@ -20,7 +20,10 @@ size_t tu_split_tabs(char *line, char **fields, size_t max);
 /* Decodes vectors.tsv escapes (\\ \n \r \t \xHH) into a new buffer. */
 char *tu_unescape(const char *s, size_t *len);
 
-/* Runs a dynamically built cmocka group and frees nothing (process exits). */
+/* Registers an allocation that lives until tu_run() returns; returns p. */
+void *tu_keep(void *p);
+/* Runs a cmocka group built on the heap, then frees `tests` and every
+ * tu_keep() allocation (so LeakSanitizer sees a clean exit). */
 int tu_run(const char *group, struct CMUnitTest *tests, size_t n);
 
 #endif
