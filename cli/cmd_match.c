@@ -68,7 +68,10 @@ cmd_match(int argc, char **argv)
 			return CLI_INVALID;
 		}
 		bool m = sts_mx_match(norm, hnorm);
-		printf("%s %s %s\n", hnorm, m ? "matches" : "does not match", norm);
+		if (m)
+			printf("%s: match (mx: %s)\n", host, norm);
+		else
+			printf("%s: no match (mx: %s)\n", host, norm);
 		free(d);
 		return m ? CLI_OK : CLI_INVALID;
 	}
@@ -79,7 +82,7 @@ cmd_match(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	struct sts_buf in;
-	sts_buf_init(&in, STS_POLICY_MAX + 1);
+	sts_buf_init(&in, STS_POLICY_MAX);
 	if (!cli_read_file(policy_path, &in)) {
 		sts_buf_free(&in);
 		free(d);

@@ -17,8 +17,8 @@ cli_read_file(const char *path, struct sts_buf *b)
 	if (!cli_read_file_bounded(path, b, &too_big))
 		return false;
 	if (too_big) {
-		fprintf(stderr, "mta-sts: %s: larger than %zu bytes; this is not a valid"
-			" input for this command\n", path, b->max);
+		fprintf(stderr, "mta-sts: %s: larger than %zu bytes, more than this command"
+			" accepts: check that it is the right file\n", path, b->max);
 		return false;
 	}
 	return true;

@@ -160,6 +160,13 @@ field_max_age(struct pctx *c, const unsigned char *v, size_t vl, size_t key_off,
 			      AT(v_off),
 			      "max_age %llu is above the maximum 31557600 (one year); senders cap it"
 			      " there: write 31557600 or less", (unsigned long long)n);
+	else if (n < 86400)
+		/* Legal, but senders then refetch constantly and a short outage of
+		 * the policy host leaves them without a policy (rules 17, 70). */
+		sts_diags_add(c->d, STS_SEV_WARNING, "policy.max_age.short", "17", AT(v_off),
+			      "max_age %llu is under one day: senders forget the policy quickly;"
+			      " use at least 604800 (one week) once it works",
+			      (unsigned long long)n);
 }
 
 static int
@@ -346,8 +353,8 @@ sts_policy_parse(const void *data, size_t len, unsigned flags, struct sts_policy
 	const unsigned char *s = data;
 	if (len > STS_POLICY_MAX) {
 		sts_diags_add(d, STS_SEV_ERROR, "policy.too_large", "35", 0, 1, 1,
-			      "the policy is %zu bytes; senders accept at most %d", len,
-			      STS_POLICY_MAX);
+			      "the policy is larger than %d bytes, the most senders accept:"
+			      " serve only the policy fields", STS_POLICY_MAX);
 		return STS_EINVAL;
 	}
 	if (len == 0) {

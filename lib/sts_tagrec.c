@@ -137,6 +137,13 @@ sts_tagrec_parse(const unsigned char *s, size_t len, unsigned flags,
 		return STS_OK;
 	}
 	*version_ok = true;
+	if (len > vl && (s[vl] == ' ' || s[vl] == '\t'))
+		/* Legal ABNF, but the prose discards records that do not begin
+		 * with "v=STSv1;" (erratum 6285): some senders will. */
+		sts_diags_add(d, STS_SEV_WARNING, sp->code_space_before_delim, sp->rule_syntax, vl, 1,
+			      (unsigned)vl + 1,
+			      "white space between '%s' and ';': some senders discard such"
+			      " records (erratum 6285); write '%s;'", sp->version, sp->version);
 
 	size_t pos = vl;
 	for (;;) {

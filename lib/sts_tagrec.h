@@ -26,6 +26,7 @@ struct tagrec_spec {
 	const char *code_delim_missing;
 	const char *code_empty_field;
 	const char *code_trailing_space;
+	const char *code_space_before_delim;
 	const char *code_no_equals;
 	const char *code_name_invalid;
 	const char *what;              /* "an MTA-STS" / "a TLSRPT": for messages */

@@ -24,6 +24,7 @@ static const struct tagrec_spec tlsrpt_spec = {
 	.code_delim_missing = "tlsrpt.delimiter.missing",
 	.code_empty_field = "tlsrpt.field.empty",
 	.code_trailing_space = "tlsrpt.trailing_space",
+	.code_space_before_delim = "tlsrpt.version.space_before_delimiter",
 	.code_no_equals = "tlsrpt.field.no_equals",
 	.code_name_invalid = "tlsrpt.field.name_invalid",
 	.what = "a TLSRPT",

@@ -23,6 +23,7 @@ static const struct tagrec_spec txt_spec = {
 	.code_delim_missing = "txt.delimiter.missing",
 	.code_empty_field = "txt.field.empty",
 	.code_trailing_space = "txt.trailing_space",
+	.code_space_before_delim = "txt.version.space_before_delimiter",
 	.code_no_equals = "txt.field.no_equals",
 	.code_name_invalid = "txt.field.name_invalid",
 	.what = "an MTA-STS",

@@ -32,7 +32,7 @@ static const struct diag_case diag_cases[] = {
 	{ "rule 20: max_age 11 digits", "version: STSv1\nmode: none\nmax_age: 12345678901\n", 0, STS_EINVAL, "policy.max_age.too_many_digits", 3, 10, "11 digits" },
 	{ "B.1: max_age above max clamps (default)", "version: STSv1\nmode: none\nmax_age: 9999999999\n", 0, STS_OK, "policy.max_age.too_large", 3, 10, "31557600" },
 	{ "B.1: max_age above max is an error (strict)", "version: STSv1\nmode: none\nmax_age: 31557601\n", STS_PARSE_STRICT, STS_EINVAL, "policy.max_age.too_large", 3, 10, NULL },
-	{ "B.1: max_age 0 is valid", "version: STSv1\nmode: none\nmax_age: 0\n", STS_PARSE_STRICT, STS_OK, NULL, 0, 0, NULL },
+	{ "B.1: max_age 0 is valid, with a warning", "version: STSv1\nmode: none\nmax_age: 0\n", STS_PARSE_STRICT, STS_OK, "policy.max_age.short", 3, 10, "one day" },
 	{ "rule 21: enforce needs mx", "version: STSv1\nmode: enforce\nmax_age: 1\n", 0, STS_EINVAL, "policy.mx.missing", 0, 0, "enforce" },
 	{ "rule 21: missing version", "mode: none\nmax_age: 1\n", 0, STS_EINVAL, "policy.version.missing", 0, 0, NULL },
 	{ "rule 20: indented key", "version: STSv1\n  mode: none\nmax_age: 1\n", 0, STS_EINVAL, "policy.key.indented", 2, 1, "leading" },

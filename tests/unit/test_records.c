@@ -36,7 +36,7 @@ static const struct rec_case rec_cases[] = {
 	{ "rule 12: WSP around '='", 0, "v=STSv1; id =1", 0, STS_EINVAL, "txt.field.no_equals", 10, NULL },
 	{ "trailing WSP tolerated", 0, "v=STSv1; id=1 ", 0, STS_OK, "txt.trailing_space", 14, "1" },
 	{ "trailing WSP strict", 0, "v=STSv1; id=1 ", STS_PARSE_STRICT, STS_EINVAL, "txt.trailing_space", 14, NULL },
-	{ "erratum 6285: WSP before ';'", 0, "v=STSv1 ; id=x", STS_PARSE_STRICT, STS_OK, NULL, 0, "x" },
+	{ "erratum 6285: WSP before ';' is valid, with a warning", 0, "v=STSv1 ; id=x", STS_PARSE_STRICT, STS_OK, "txt.version.space_before_delimiter", 8, "x" },
 	{ "rule 22: extension kept", 0, "v=STSv1; id=1; rpt=a:b<c>", STS_PARSE_STRICT, STS_OK, "txt.ext.unknown", 16, "1" },
 	{ "T2: TLSRPT version", 1, "v=TLSRPTv2; rua=mailto:a@b.example", 0, STS_EINVAL, "tlsrpt.version.unsupported", 1, NULL },
 	{ "T4: TLSRPT needs rua", 1, "v=TLSRPTv1; x=1", 0, STS_EINVAL, "tlsrpt.rua.missing", 0, NULL },
