@@ -1,0 +1,2 @@
+/* sts_cache_memory.c: placeholder until the module lands. */
+#include <mtasts/status.h>

@@ -1,0 +1,2 @@
+/* sts_cache_sqlite.c: placeholder until the module lands. */
+#include <mtasts/status.h>

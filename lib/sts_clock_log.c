@@ -1,0 +1,2 @@
+/* sts_clock_log.c: placeholder until the module lands. */
+#include <mtasts/status.h>

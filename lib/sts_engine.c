@@ -1,0 +1,2 @@
+/* sts_engine.c: placeholder until the module lands. */
+#include <mtasts/status.h>

@@ -1,0 +1,2 @@
+/* sts_mediatype.c: placeholder until the module lands. */
+#include <mtasts/status.h>
