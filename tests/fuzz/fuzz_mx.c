@@ -98,48 +98,6 @@ check_pattern(const char *p, size_t n)
 	}
 }
 
-/* Known, reported bug that would stop every libFuzzer run at its first
- * rediscovery. bug-ulabel-hint-control-byte: a pattern with a non-ASCII byte
- * gets an A-label hint from libidn2, which passes control bytes through, and
- * the hint is put into the message unescaped. Not reachable through
- * sts_policy_parse (it rejects control bytes first). Only the libFuzzer build
- * (-DFUZZ_SKIP_KNOWN_BUGS) skips such patterns; the corpus replay test runs
- * the reproducer and fails until the library is fixed. Remove with the fix. */
-static bool
-known_bug_hint(const uint8_t *p, size_t n)
-{
-#ifdef FUZZ_SKIP_KNOWN_BUGS
-	bool ctl = false, high = false;
-	for (size_t i = 0; i < n; i++) {
-		ctl |= (p[i] > 0 && p[i] < 0x20) || p[i] == 0x7f;
-		high |= p[i] >= 0x80;
-	}
-	return ctl && high;
-#else
-	(void)p;
-	(void)n;
-	return false;
-#endif
-}
-
-/* bug-host-normalize-nbsp: for a non-ASCII host, sts_host_normalize returns
- * libidn2's UTS #46 mapping unchecked, which can hold a space (U+00A0) or an
- * empty label (U+200B), or be empty. The checks of the normalised host are
- * skipped, in the libFuzzer build only, for hosts with non-ASCII bytes. */
-static bool
-known_bug_idn_output(const char *host, size_t n)
-{
-#ifdef FUZZ_SKIP_KNOWN_BUGS
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)host[i] >= 0x80)
-			return true;
-#else
-	(void)host;
-	(void)n;
-#endif
-	return false;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -148,8 +106,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *pat = (const char *)data;
 	const char *hst = sp != NULL ? (const char *)sp + 1 : pat;
 	size_t hl = sp != NULL ? size - pl - 1 : size;
-	if (known_bug_hint(data, pl))
-		return 0;
 
 	check_pattern(pat, pl);
 
@@ -168,7 +124,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int hrc = sts_host_normalize(hst, hl, hn.s);
 	check_canary(&hn);
 	CHECK(hrc == STS_OK || hrc == STS_EINVAL);
-	if (hrc == STS_OK && !known_bug_idn_output(hst, hl)) {
+	if (hrc == STS_OK) {
 		size_t n = strlen(hn.s);
 		CHECK(n > 0 && n <= STS_HOST_MAX);
 		CHECK(fz_is_lower_ascii_host(hn.s));
@@ -178,7 +134,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(sts_host_normalize(hn.s, n, again.s) == STS_OK);
 			CHECK(strcmp(again.s, hn.s) == 0);
 		}
-	} else if (hrc != STS_OK) {
+	} else {
 		CHECK(hn.s[0] == '\0');
 	}
 
