@@ -24,6 +24,7 @@ struct pctx {
 	size_t line_begin;   /* offset where the current line starts */
 	unsigned line;
 	bool seen_version, seen_mode, seen_max_age, seen_mx;
+	struct sts_pos max_age_pos;
 };
 
 #define AT(off) (off), c->line, (unsigned)((off) - c->line_begin) + 1
@@ -160,13 +161,7 @@ field_max_age(struct pctx *c, const unsigned char *v, size_t vl, size_t key_off,
 			      AT(v_off),
 			      "max_age %llu is above the maximum 31557600 (one year); senders cap it"
 			      " there: write 31557600 or less", (unsigned long long)n);
-	else if (n < 86400)
-		/* Legal, but senders then refetch constantly and a short outage of
-		 * the policy host leaves them without a policy (rules 17, 70). */
-		sts_diags_add(c->d, STS_SEV_WARNING, "policy.max_age.short", "17", AT(v_off),
-			      "max_age %llu is under one day: senders forget the policy quickly;"
-			      " use at least 604800 (one week) once it works",
-			      (unsigned long long)n);
+	c->max_age_pos = (struct sts_pos){ AT(v_off) };
 }
 
 static int
@@ -413,6 +408,15 @@ sts_policy_parse(const void *data, size_t len, unsigned flags, struct sts_policy
 	if (!c->seen_max_age)
 		sts_diags_add(d, STS_SEV_ERROR, "policy.max_age.missing", "21", AT(end_off),
 			      "no 'max_age:' line: add e.g. 'max_age: 604800' (one week)");
+	if (out->has_max_age && out->max_age < 86400 &&
+	    (out->mode == STS_MODE_ENFORCE || out->mode == STS_MODE_TESTING))
+		/* Legal, but senders refetch constantly and a short outage of the
+		 * policy host leaves them without a policy (rules 17, 70). A short
+		 * max_age is right for mode none, when retiring (rule 67). */
+		sts_diags_add(d, STS_SEV_WARNING, "policy.max_age.short", "17",
+			      c->max_age_pos.offset, c->max_age_pos.line, c->max_age_pos.column,
+			      "max_age %u is under one day: senders forget the policy quickly;"
+			      " use at least 604800 (one week) once it works", out->max_age);
 	if ((out->mode == STS_MODE_ENFORCE || out->mode == STS_MODE_TESTING) && !c->seen_mx)
 		sts_diags_add(d, STS_SEV_ERROR, "policy.mx.missing", "21", AT(end_off),
 			      "mode %s needs at least one 'mx:' line naming your MX hosts",

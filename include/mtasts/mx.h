@@ -21,7 +21,9 @@ struct sts_pos {
 /* Validates one `mx` value, `["*."] Domain` with A-labels only, and writes its
  * normalised form (lower case, a tolerated trailing dot removed) to out.
  * Problems are added to d at `pos` (+ offset within the pattern).
- * Returns STS_OK or STS_EINVAL. */
+ * Returns STS_OK, or STS_EINVAL when any error was added (in strict mode a
+ * tolerated deviation such as a trailing dot is an error too); `out` holds
+ * the normalised pattern whenever the name itself could be read. */
 int sts_mx_pattern_check(const char *p, size_t len, unsigned flags,
 			 char out[STS_HOST_MAX + 1], struct sts_diags *d,
 			 struct sts_pos pos);
