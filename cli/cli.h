@@ -7,6 +7,10 @@
 
 #include <mtasts/mtasts.h>
 
+/* TTL of the _mta-sts TXT record in the zone-file lines that generate and
+ * publish print. Short, so that a new id reaches senders soon (rule 63). */
+#define CLI_TXT_TTL 3600
+
 /* Exit codes shared by all subcommands unless their man page says otherwise. */
 enum {
 	CLI_OK = 0,
@@ -19,6 +23,7 @@ int cmd_lint(int argc, char **argv);
 int cmd_match(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
+int cmd_query(int argc, char **argv);
 
 /* Reads a whole file ("-" = stdin) into b (whose ceiling bounds the read).
  * On failure prints "mta-sts: PATH: reason" to stderr and returns false. */
@@ -27,6 +32,21 @@ bool cli_read_file(const char *path, struct sts_buf *b);
 /* Like cli_read_file, but reading past the ceiling is not an error: b then
  * holds the first b->max bytes and *too_big is set. */
 bool cli_read_file_bounded(const char *path, struct sts_buf *b, bool *too_big);
+
+/* Writes the zone-file line of the _mta-sts TXT record of domain (A-labels,
+ * no trailing dot) for the record value, with TTL CLI_TXT_TTL:
+ *   _mta-sts.example.com. 3600 IN TXT "v=STSv1; id=20261129120000"
+ * Returns false when it does not fit in buf. */
+bool cli_zone_line(char *buf, size_t bufsz, const char *domain, const char *value);
+
+/* Reports a getopt_long error with the "mta-sts CMD:" prefix, for callers
+ * that set opterr = 0 and start optstring with ':'. ch is what getopt_long
+ * returned (':' for a missing value, '?' otherwise); opts is the option
+ * table. Names the option as given: "option '--domain' needs a value",
+ * "option '--json' takes no value", "option '--st' is ambiguous (--state,
+ * --strict)", "unknown option '--frob'" or "unknown option '-x'". */
+struct option;
+void cli_opt_error(const char *cmd, const struct option *opts, int ch, char **argv);
 
 /* Prints diagnostics compiler-style: FILE:LINE:COL: SEVERITY: MESSAGE [rule N]. */
 void cli_print_diags(FILE *fp, const char *file, const struct sts_diags *d);

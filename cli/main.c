@@ -15,6 +15,7 @@ static const struct command commands[] = {
 	{ "match", cmd_match, "test MX host names against an mx pattern or a policy" },
 	{ "generate", cmd_generate, "write a policy file and the TXT record that announces it" },
 	{ "publish", cmd_publish, "publish a policy with a correctly managed id" },
+	{ "query", cmd_query, "show the policy a sending MTA applies now for a domain" },
 };
 
 static void
