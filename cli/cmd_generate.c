@@ -12,8 +12,6 @@
 #include "duration.h"
 #include "stsid.h"
 
-#define GEN_TXT_TTL 3600   /* TTL printed in the zone-file line */
-
 static void
 generate_usage(FILE *fp)
 {
@@ -40,7 +38,9 @@ generate_usage(FILE *fp)
 		"\n"
 		"Without --out-dir the policy goes to standard output and the TXT record and\n"
 		"guidance to standard error; with --out-dir standard output gets the path\n"
-		"written and the zone-file line of the TXT record (TTL %d).\n"
+		"written and the zone-file line of the TXT record (TTL %d). Keep the TXT\n"
+		"TTL short: senders see a new id only once the old record's TTL has passed\n"
+		"(rule 63).\n"
 		"Publish the policy on https://mta-sts.DOMAIN/.well-known/mta-sts.txt before\n"
 		"the TXT record; 'mta-sts publish' manages ids across policy changes.\n"
 		"\n"
@@ -48,7 +48,7 @@ generate_usage(FILE *fp)
 		"(Unix time; a test hook).\n"
 		"\n"
 		"Exit status: 0 success, 2 invalid arguments or I/O error.\n",
-		GEN_TXT_TTL, CLI_NOW_ENV);
+		CLI_TXT_TTL, CLI_NOW_ENV);
 }
 
 /* Stores a single-valued option; a repeated one is a usage error. */
@@ -172,17 +172,8 @@ cmd_generate(int argc, char **argv)
 		case 'x': mx_args[n_mx_args++] = optarg; break;
 		case 'j': json = true; break;
 		case 'h': generate_usage(stdout); rc = CLI_OK; goto out;
-		case ':':
-			fprintf(stderr, "mta-sts generate: option '%s' needs a value\n", argv[optind - 1]);
-			generate_usage(stderr);
-			goto out;
 		default:
-			if (optopt != 0 && strncmp(argv[optind - 1], "--", 2) == 0)
-				fprintf(stderr, "mta-sts generate: option '%s' takes no value\n",
-					argv[optind - 1]);
-			else
-				fprintf(stderr, "mta-sts generate: unknown option '%s'\n",
-					argv[optind - 1]);
+			cli_opt_error("generate", opts, ch, argv);
 			generate_usage(stderr);
 			goto out;
 		}
@@ -314,7 +305,7 @@ cmd_generate(int argc, char **argv)
 	char owner[STS_HOST_MAX + 16], value[64], zone[STS_HOST_MAX + 96];
 	snprintf(owner, sizeof owner, "_mta-sts.%s.", domain);
 	snprintf(value, sizeof value, "v=STSv1; id=%s", id);
-	snprintf(zone, sizeof zone, "%s %d IN TXT \"%s\"", owner, GEN_TXT_TTL, value);
+	cli_zone_line(zone, sizeof zone, domain, value);
 
 	if (json) {
 		json_t *o = json_pack("{s:s, s:s%, s:s, s:s, s:s, s:o, s:s}",

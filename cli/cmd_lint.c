@@ -79,14 +79,18 @@ cmd_lint(int argc, char **argv)
 	int kinds = 0;
 	int ch;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "sjrth", opts, NULL)) != -1) {
+	opterr = 0;   /* our own messages carry the "mta-sts lint:" prefix */
+	while ((ch = getopt_long(argc, argv, ":sjrth", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's': flags |= STS_PARSE_STRICT; break;
 		case 'j': json = true; break;
 		case 'r': kind = LINT_RECORD; kinds++; break;
 		case 't': kind = LINT_TLSRPT; kinds++; break;
 		case 'h': lint_usage(stdout); return CLI_OK;
-		default: lint_usage(stderr); return CLI_USAGE;
+		default:
+			cli_opt_error("lint", opts, ch, argv);
+			lint_usage(stderr);
+			return CLI_USAGE;
 		}
 	}
 	if (kinds > 1) {

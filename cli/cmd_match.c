@@ -18,6 +18,9 @@ match_usage(FILE *fp)
 		"'*.example.com') the way senders do (RFC 8461 section 4.1): case-insensitive,\n"
 		"'*' covers exactly one left-most label, U-labels are converted to A-labels.\n"
 		"\n"
+		"With --policy, FILE is read as 'mta-sts lint' reads it (without --strict);\n"
+		"a policy over 65536 bytes is invalid (rule 35).\n"
+		"\n"
 		"Exit status: 0 every host matches, 1 some host does not match,\n"
 		"2 invalid pattern, invalid policy, or usage error.\n");
 }
@@ -33,11 +36,15 @@ cmd_match(int argc, char **argv)
 	const char *policy_path = NULL;
 	int ch;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+	opterr = 0;   /* our own messages carry the "mta-sts match:" prefix */
+	while ((ch = getopt_long(argc, argv, ":p:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p': policy_path = optarg; break;
 		case 'h': match_usage(stdout); return CLI_OK;
-		default: match_usage(stderr); return CLI_USAGE;
+		default:
+			cli_opt_error("match", opts, ch, argv);
+			match_usage(stderr);
+			return CLI_USAGE;
 		}
 	}
 	struct sts_diags *d = malloc(sizeof *d);
@@ -82,8 +89,11 @@ cmd_match(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	struct sts_buf in;
-	sts_buf_init(&in, STS_POLICY_MAX);
-	if (!cli_read_file(policy_path, &in)) {
+	/* One byte over the parser's ceiling, so the parser names the excess
+	 * (policy.too_large) as it does for every other invalid policy. */
+	sts_buf_init(&in, STS_POLICY_MAX + 1);
+	bool too_big;
+	if (!cli_read_file_bounded(policy_path, &in, &too_big)) {
 		sts_buf_free(&in);
 		free(d);
 		return CLI_USAGE;

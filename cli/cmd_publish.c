@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +21,7 @@ publish_usage(FILE *fp)
 {
 	fprintf(fp,
 		"usage: mta-sts publish --domain DOMAIN --policy FILE --state DIR\n"
-		"                       [--webroot DIR] [--json]\n"
+		"                       [--webroot DIR] [--strict] [--json]\n"
 		"\n"
 		"Publishes a policy file and manages the id of the _mta-sts TXT record: a\n"
 		"policy that differs in meaning from the last one published for DOMAIN\n"
@@ -31,25 +32,35 @@ publish_usage(FILE *fp)
 		"\n"
 		"  --domain DOMAIN  the policy domain (U-labels are converted to A-labels)\n"
 		"  --policy FILE    the policy to publish ('-' for standard input); it must\n"
-		"                   be valid (see 'mta-sts lint') or nothing is changed\n"
+		"                   be valid (see 'mta-sts lint') or nothing is changed;\n"
+		"                   files over 65536 bytes are invalid (rule 35)\n"
 		"  --state DIR      state directory; DIR/DOMAIN/state.json keeps the last\n"
 		"                   published policy and the ids issued, DIR/DOMAIN/lock\n"
 		"                   serialises concurrent runs\n"
 		"  --webroot DIR    write FILE's bytes to DIR/.well-known/mta-sts.txt\n"
 		"                   (atomically) before recording the state; without it,\n"
 		"                   upload the file yourself\n"
+		"  --strict         refuse a policy that fails 'mta-sts lint --strict' (exit\n"
+		"                   1, nothing changed); without it, deviations senders\n"
+		"                   only tolerate are warnings and the policy is published\n"
 		"  --json           print one JSON object: domain, changed, id, previous_id\n"
 		"                   (the id before this run, null at first), txt_value,\n"
 		"                   zone_line, policy_path, state_path, steps\n"
 		"\n"
+		"The TXT record is printed as a zone-file line with TTL %d. Keep the TXT\n"
+		"TTL short: senders see a new id only once the old record's TTL has passed\n"
+		"(rule 63).\n"
+		"\n"
 		"Then, in this order: 1. the policy is served over HTTPS, 2. update the TXT\n"
-		"record, 3. wait the old max_age before removing MX hosts the old policy\n"
-		"listed.\n"
+		"record, 3. senders may hold the previous policy for its max_age: until\n"
+		"the date printed, keep MX hosts it lists and the new policy drops working,\n"
+		"do not point MX records at hosts the new policy adds, and, after mode none,\n"
+		"keep serving it before deleting the TXT record and the policy (rule 67).\n"
 		"\n"
 		"Environment: %s=SECONDS replaces the clock (Unix time; a test hook).\n"
 		"\n"
 		"Exit status: 0 published (changed or not), 1 invalid policy (nothing\n"
-		"changed), 2 usage error, I/O error or corrupt state.\n", CLI_NOW_ENV);
+		"changed), 2 usage error, I/O error or corrupt state.\n", CLI_TXT_TTL, CLI_NOW_ENV);
 }
 
 static bool
@@ -71,7 +82,7 @@ static const char *const step_json[] = { "done", "todo", "none" };
 
 struct step {
 	enum step_status status;
-	char text[768];
+	char text[2048];
 };
 
 /* MX patterns of the previous policy that the new one no longer lists. */
@@ -98,6 +109,145 @@ removed_mx(const struct cli_state *prev, const struct sts_policy *p, char *out, 
 	return n;
 }
 
+/* MX patterns of the new policy that the previous one does not cover: a
+ * host they match may match no previous pattern, so senders holding the
+ * previous policy in mode enforce refuse to deliver to it. A host pattern
+ * is covered by an equal or a matching wildcard pattern; a wildcard only by
+ * itself. */
+static size_t
+added_mx(const struct cli_state *prev, const struct sts_policy *p, char *out, size_t outsz)
+{
+	size_t n = 0, o = 0;
+	out[0] = '\0';
+	for (size_t j = 0; j < p->n_mx; j++) {
+		bool covered = false;
+		for (size_t i = 0; i < json_array_size(prev->mx) && !covered; i++) {
+			const char *old = json_string_value(json_array_get(prev->mx, i));
+			covered = strcmp(old, p->mx[j]) == 0 ||
+				  (p->mx[j][0] != '*' && sts_mx_match(old, p->mx[j]));
+		}
+		if (covered)
+			continue;
+		n++;
+		int w = snprintf(out + o, outsz - o, "%s%s", o > 0 ? ", " : "", p->mx[j]);
+		if (w < 0 || (size_t)w >= outsz - o)
+			continue;   /* keep what fits */
+		o += (size_t)w;
+	}
+	return n;
+}
+
+/* The longest max_age of the ids issued so far (the previous one among
+ * them), and the id that had it; the previous id wins ties. */
+static uint32_t
+longest_max_age(const struct cli_state *prev, const char **which)
+{
+	uint32_t best = prev->max_age;
+	*which = prev->id;
+	json_t *issued = json_object_get(prev->root, "issued");
+	for (size_t i = 0; i < json_array_size(issued); i++) {
+		json_t *e = json_array_get(issued, i);
+		json_t *age = json_object_get(e, "max_age");
+		const char *id = json_string_value(json_object_get(e, "id"));
+		if (id == NULL || !json_is_integer(age) || json_integer_value(age) < 0 ||
+		    json_integer_value(age) > STS_MAX_AGE_MAX)
+			continue;
+		if ((uint32_t)json_integer_value(age) > best) {
+			best = (uint32_t)json_integer_value(age);
+			*which = id;
+		}
+	}
+	return best;
+}
+
+/* Appends printf output to the step text; "; " between parts. */
+static void
+step_add(struct step *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void
+step_add(struct step *s, const char *fmt, ...)
+{
+	size_t o = strlen(s->text);
+	if (o > 0 && o + 2 < sizeof s->text) {
+		memcpy(s->text + o, "; ", 3);
+		o += 2;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->text + o, sizeof s->text - o, fmt, ap);
+	va_end(ap);
+}
+
+/* Step 3: what senders that still hold an earlier policy mean for the MX
+ * hosts and, when retiring MTA-STS, for the removal (rules 63, 67). */
+static void
+step_three(struct step *s, bool first, bool changed, const struct cli_state *prev,
+	   const struct sts_policy *p, int64_t now)
+{
+	char list[512], h1[32], h2[32], until[21];
+	s->text[0] = '\0';
+	s->status = STEP_NONE;
+	if (first || !changed) {
+		step_add(s, "%s", first ? "no earlier policy: no MX host to retire" :
+			 "no id change: no MX host to retire");
+		return;
+	}
+	static const char counted[] = "counted from now: add any delay before step 2"
+		" and the TXT record's TTL";
+	if (p->mode == STS_MODE_NONE) {
+		/* Retiring (rule 67): the TXT record and the file go last. */
+		const char *which;
+		uint32_t age = longest_max_age(prev, &which);
+		if (!cli_time_iso(now + age, until))
+			snprintf(until, sizeof until, "(now + %u s)", age);
+		s->status = STEP_TODO;
+		if (strcmp(which, prev->id) == 0)
+			step_add(s, "senders may keep the previous policy (id %s, mode %s) until"
+				 " %s (its max_age, %u seconds (%s), %s)", prev->id, prev->mode,
+				 until, age, cli_duration_format(age, h1, sizeof h1), counted);
+		else
+			step_add(s, "senders may keep the previous policy (id %s, mode %s) or an"
+				 " earlier one until %s (the longest max_age published, %u seconds"
+				 " (%s) for id %s, %s)", prev->id, prev->mode, until, age,
+				 cli_duration_format(age, h1, sizeof h1), which, counted);
+		step_add(s, "after that date, and after the none policy's own max_age, %u"
+			 " seconds (%s), has passed for everyone who fetched it, delete the TXT"
+			 " record, then the policy file; keep serving mode: none until then"
+			 " (rule 67)", p->max_age, cli_duration_format(p->max_age, h2, sizeof h2));
+		return;
+	}
+	if (!cli_time_iso(now + prev->max_age, until))
+		snprintf(until, sizeof until, "(now + %u s)", prev->max_age);
+	cli_duration_format(prev->max_age, h1, sizeof h1);
+	bool prev_enforce = strcmp(prev->mode, "enforce") == 0;
+	bool prev_testing = strcmp(prev->mode, "testing") == 0;
+	size_t n_new = added_mx(prev, p, list, sizeof list);
+	if (n_new > 0 && prev_enforce) {
+		s->status = STEP_TODO;
+		step_add(s, "senders that cached the previous policy (id %s) reject the new MX"
+			 " host%s until %s (the previous max_age, %u seconds (%s), %s): do not"
+			 " point MX records at %s before that date (rule 63)", prev->id,
+			 n_new == 1 ? "" : "s", until, prev->max_age, h1, counted, list);
+	} else if (n_new > 0 && !prev_testing) {
+		step_add(s, "the previous policy (id %s) was mode %s: no sender rejects the new"
+			 " MX host%s (%s)", prev->id, prev->mode, n_new == 1 ? "" : "s", list);
+	} else if (n_new > 0) {
+		step_add(s, "the previous policy (id %s) was mode testing: senders that cached"
+			 " it deliver to the new MX host%s (%s) but report it as a failure"
+			 " until %s (the previous max_age, %u seconds (%s), %s)", prev->id,
+			 n_new == 1 ? "" : "s", list, until, prev->max_age, h1, counted);
+	}
+	size_t n_gone = removed_mx(prev, p, list, sizeof list);
+	if (n_gone > 0) {
+		s->status = STEP_TODO;
+		step_add(s, "after step 2, keep the MX host%s the old policy lists (%s) working"
+			 " for the old max_age, %u seconds (%s), before removing %s: senders may"
+			 " use the old policy that long (rule 63)", n_gone == 1 ? "" : "s", list,
+			 prev->max_age, h1, n_gone == 1 ? "it" : "them");
+	}
+	if (n_new == 0 && n_gone == 0)
+		step_add(s, "no MX host was added or dropped: no MX change to wait for");
+}
+
 /* The parser already warns below one day; enforce deserves a week. */
 static void
 warn_max_age(const char *shown, const struct sts_policy *p)
@@ -118,12 +268,13 @@ cmd_publish(int argc, char **argv)
 		{ "policy", required_argument, NULL, 'p' },
 		{ "state", required_argument, NULL, 's' },
 		{ "webroot", required_argument, NULL, 'w' },
+		{ "strict", no_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *domain_arg = NULL, *policy_path = NULL, *state_dir = NULL, *webroot = NULL;
-	bool json = false;
+	bool json = false, strict = false;
 	int rc = CLI_USAGE;
 	struct sts_diags *d = NULL;
 	struct sts_buf in, canon;
@@ -147,19 +298,11 @@ cmd_publish(int argc, char **argv)
 		case 'p': ok = set_once(&policy_path, "--policy", optarg); break;
 		case 's': ok = set_once(&state_dir, "--state", optarg); break;
 		case 'w': ok = set_once(&webroot, "--webroot", optarg); break;
+		case 'S': strict = true; break;
 		case 'j': json = true; break;
 		case 'h': publish_usage(stdout); rc = CLI_OK; goto out;
-		case ':':
-			fprintf(stderr, "mta-sts publish: option '%s' needs a value\n", argv[optind - 1]);
-			publish_usage(stderr);
-			goto out;
 		default:
-			if (optopt != 0 && strncmp(argv[optind - 1], "--", 2) == 0)
-				fprintf(stderr, "mta-sts publish: option '%s' takes no value\n",
-					argv[optind - 1]);
-			else
-				fprintf(stderr, "mta-sts publish: unknown option '%s'\n",
-					argv[optind - 1]);
+			cli_opt_error("publish", opts, ch, argv);
 			publish_usage(stderr);
 			goto out;
 		}
@@ -205,7 +348,10 @@ cmd_publish(int argc, char **argv)
 
 	/* Everything about the input is checked before the state is touched. */
 	const char *shown = strcmp(policy_path, "-") == 0 ? "<stdin>" : policy_path;
-	if (!cli_read_file(policy_path, &in)) {
+	/* Up to one byte past the ceiling: the parser names an oversized policy
+	 * (policy.too_large, rule 35) as it does every other invalid one. */
+	bool too_big;
+	if (!cli_read_file_bounded(policy_path, &in, &too_big)) {
 		fprintf(stderr, "mta-sts publish: cannot read the --policy file: give a readable"
 			" policy file (or - for standard input)\n");
 		goto out;
@@ -216,19 +362,32 @@ cmd_publish(int argc, char **argv)
 		goto out;
 	}
 	sts_diags_init(d);
-	int prc = sts_policy_parse(in.data, in.len, 0, &p, d);
+	int prc = sts_policy_parse(in.data, in.len, strict ? STS_PARSE_STRICT : 0, &p, d);
 	if (prc == STS_ENOMEM) {
 		fprintf(stderr, "mta-sts publish: out of memory\n");
 		goto out;
 	}
 	cli_print_diags(stderr, shown, d);
 	if (prc != STS_OK) {
-		fprintf(stderr, "mta-sts publish: %s: the policy is invalid (%zu error%s):"
+		fprintf(stderr, "mta-sts publish: %s: the policy is invalid%s (%zu error%s):"
 			" nothing was published or recorded; fix it and check it with"
-			" 'mta-sts lint %s'\n", shown, d->n_errors, d->n_errors == 1 ? "" : "s",
-			shown);
+			" 'mta-sts lint%s %s'\n", shown, strict ? " under --strict" : "",
+			d->n_errors, d->n_errors == 1 ? "" : "s", strict ? " --strict" : "", shown);
 		rc = CLI_INVALID;
 		goto out;
+	}
+	if (!strict && d->n_warnings > 0) {
+		/* Some warnings (unknown fields) stay warnings under --strict: hint
+		 * only when --strict would refuse the policy. */
+		struct sts_policy probe;
+		sts_diags_init(d);
+		int src = sts_policy_parse(in.data, in.len, STS_PARSE_STRICT, &probe, d);
+		sts_policy_clear(&probe);
+		if (src == STS_EINVAL && d->n_errors > 0)
+			fprintf(stderr, "mta-sts publish: %s: %zu of these warnings %s an error"
+				" under --strict; the policy is published anyway: run with --strict"
+				" to refuse deviations senders only tolerate\n", shown, d->n_errors,
+				d->n_errors == 1 ? "is" : "are each");
 	}
 	warn_max_age(shown, &p);
 	int crc = sts_policy_canonical(&p, &canon);
@@ -298,7 +457,7 @@ cmd_publish(int argc, char **argv)
 	/* Report. */
 	char value[64], zone[STS_HOST_MAX + 96];
 	snprintf(value, sizeof value, "v=STSv1; id=%s", id);
-	snprintf(zone, sizeof zone, "_mta-sts.%s. IN TXT \"%s\"", domain, value);
+	cli_zone_line(zone, sizeof zone, domain, value);
 	struct step steps[3];
 	if (web_path != NULL) {
 		steps[0].status = STEP_DONE;
@@ -319,23 +478,7 @@ cmd_publish(int argc, char **argv)
 		snprintf(steps[1].text, sizeof steps[1].text, "the TXT record keeps id %s; publish"
 			 " %s only if it is not in DNS yet", id, zone);
 	}
-	char gone[512], human[32];
-	size_t n_gone = first || !changed ? 0 : removed_mx(&prev, &p, gone, sizeof gone);
-	if (n_gone > 0) {
-		steps[2].status = STEP_TODO;
-		snprintf(steps[2].text, sizeof steps[2].text, "after step 2, keep the MX host%s"
-			 " the old policy lists (%s) working for the old max_age, %u seconds"
-			 " (%s), before removing %s: senders may use the old policy that long"
-			 " (rule 63)", n_gone == 1 ? "" : "s", gone, prev.max_age,
-			 cli_duration_format(prev.max_age, human, sizeof human),
-			 n_gone == 1 ? "it" : "them");
-	} else {
-		steps[2].status = STEP_NONE;
-		snprintf(steps[2].text, sizeof steps[2].text, "%s", first ?
-			 "no earlier policy: no MX host to retire" : !changed ?
-			 "no id change: no MX host to retire" :
-			 "no MX host was dropped: none to keep alive for the old max_age");
-	}
+	step_three(&steps[2], first, changed, &prev, &p, now);
 
 	if (json) {
 		json_t *js = json_array();

@@ -1,6 +1,7 @@
 /* common.c: file I/O and diagnostic output shared by the subcommands. */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -70,6 +71,76 @@ cli_read_file_bounded(const char *path, struct sts_buf *b, bool *too_big)
 	if (fd != STDIN_FILENO)
 		close(fd);
 	return ok;
+}
+
+bool
+cli_zone_line(char *buf, size_t bufsz, const char *domain, const char *value)
+{
+	int w = snprintf(buf, bufsz, "_mta-sts.%s. %d IN TXT \"%s\"", domain, CLI_TXT_TTL, value);
+	return w >= 0 && (size_t)w < bufsz;
+}
+
+/* The option of opts whose name is exactly name[0..len), or the only one it
+ * abbreviates; NULL when none. *n_prefix counts the options it abbreviates. */
+static const struct option *
+find_long(const struct option *opts, const char *name, size_t len, size_t *n_prefix)
+{
+	const struct option *hit = NULL;
+	*n_prefix = 0;
+	for (const struct option *o = opts; o->name != NULL; o++) {
+		if (strncmp(o->name, name, len) != 0)
+			continue;
+		if (strlen(o->name) == len) {
+			*n_prefix = 1;
+			return o;
+		}
+		(*n_prefix)++;
+		hit = o;
+	}
+	return *n_prefix == 1 ? hit : NULL;
+}
+
+void
+cli_opt_error(const char *cmd, const struct option *opts, int ch, char **argv)
+{
+	/* After an error getopt_long has stepped past a long option, so it is
+	 * argv[optind - 1]; a short option may sit inside a group ("-sx"), so
+	 * it is named by optopt. optopt is 0 for an unknown long option. */
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+	bool is_long = arg != NULL && strncmp(arg, "--", 2) == 0 && arg[2] != '\0';
+	const char *name = is_long ? arg + 2 : "";
+	size_t len = strcspn(name, "=");
+	size_t n_prefix = 0;
+	const struct option *o = is_long ? find_long(opts, name, len, &n_prefix) : NULL;
+	/* A long option in argv[optind - 1] is the culprit only if it is the
+	 * option getopt_long reported (a short one in a later group may be). */
+	bool long_culprit = is_long && (optopt == 0 || (o != NULL && o->flag == NULL &&
+							o->val == optopt));
+	if (ch == ':') {
+		if (long_culprit)
+			fprintf(stderr, "mta-sts %s: option '--%s' needs a value\n", cmd,
+				o != NULL ? o->name : name);
+		else
+			fprintf(stderr, "mta-sts %s: option '-%c' needs a value\n", cmd, optopt);
+	} else if (long_culprit && optopt != 0) {
+		fprintf(stderr, "mta-sts %s: option '--%s' takes no value\n", cmd, o->name);
+	} else if (long_culprit && n_prefix > 1) {
+		fprintf(stderr, "mta-sts %s: option '--%.*s' is ambiguous (", cmd, (int)len, name);
+		const char *sep = "";
+		for (const struct option *p = opts; p->name != NULL; p++)
+			if (strncmp(p->name, name, len) == 0) {
+				fprintf(stderr, "%s--%s", sep, p->name);
+				sep = ", ";
+			}
+		fprintf(stderr, "): give more of its name\n");
+	} else if (long_culprit) {
+		fprintf(stderr, "mta-sts %s: unknown option '--%.*s'\n", cmd, (int)len, name);
+	} else if (optopt > 0x20 && optopt < 0x7f) {
+		fprintf(stderr, "mta-sts %s: unknown option '-%c'\n", cmd, optopt);
+	} else {
+		fprintf(stderr, "mta-sts %s: unknown option (byte 0x%02x)\n", cmd,
+			(unsigned)optopt & 0xffu);
+	}
 }
 
 void

@@ -47,12 +47,18 @@ G=("$M" generate --domain example.com)
 check "--help exits 0" 0 "$M" generate --help
 has "--help prints usage to stdout" "^usage: mta-sts generate" "$tmp/out"
 has "--help documents the MTA_STS_NOW test hook" "MTA_STS_NOW" "$tmp/out"
+has "--help names the TXT TTL" "zone-file line of the TXT record \(TTL 3600\)" "$tmp/out"
+has "  ... and why it is short (rule 63)" "^TTL short: senders see a new id only once the old record's TTL has passed" "$tmp/out"
 check "help generate exits 0" 0 "$M" help generate
 check "unknown option exits 2" 2 "$M" generate --bogus
 has "unknown option is named" "unknown option '--bogus'" "$tmp/err"
 has "unknown option prints usage to stderr" "^usage: mta-sts generate" "$tmp/err"
 check "option without value exits 2" 2 "$M" generate --domain
 has "option without value is named" "'--domain' needs a value" "$tmp/err"
+check "option with a value it does not take exits 2" 2 "$M" generate --json=1
+has "  ... is named" "^mta-sts generate: option '--json' takes no value\$" "$tmp/err"
+check "unknown short option exits 2" 2 "$M" generate -q
+has "  ... is named" "^mta-sts generate: unknown option '-q'\$" "$tmp/err"
 
 # --- missing and invalid arguments (table: rc | stderr regex | args...) ----
 while IFS='|' read -r want re args; do
@@ -220,7 +226,7 @@ while IFS='|' read -r mode mxs age lintwarn want; do
 done <<'EOF'
 enforce|mail.example.com *.mx.example.net|1w|-|version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.mx.example.net\r\nmax_age: 604800\r\n
 testing|mail.example.com|1d|-|version: STSv1\r\nmode: testing\r\nmx: mail.example.com\r\nmax_age: 86400\r\n
-none||300|policy.max_age.short|version: STSv1\r\nmode: none\r\nmax_age: 300\r\n
+none||300|-|version: STSv1\r\nmode: none\r\nmax_age: 300\r\n
 none|mail.example.com|1d|-|version: STSv1\r\nmode: none\r\nmx: mail.example.com\r\nmax_age: 86400\r\n
 enforce|xn--mx-lka.example b.example c.example|31557600|-|version: STSv1\r\nmode: enforce\r\nmx: xn--mx-lka.example\r\nmx: b.example\r\nmx: c.example\r\nmax_age: 31557600\r\n
 EOF

@@ -42,6 +42,13 @@ has "missing file is named" "nope.txt: No such file" "$tmp/err"
 check "directory exits 2" 2 "$M" lint "$tmp"
 check "no file argument exits 2" 2 "$M" lint
 check "unknown option exits 2" 2 "$M" lint --bogus "$tmp/good.txt"
+has "  ... named with the command's prefix" "^mta-sts lint: unknown option '--bogus'\$" "$tmp/err"
+has "  ... usage on stderr" "^usage: mta-sts lint" "$tmp/err"
+if ! grep -q "unrecognized" "$tmp/err"; then ok "  ... and not getopt's wording"; else not_ok "  ... and not getopt's wording"; sed 's/^/# /' "$tmp/err"; fi
+check "unknown short option in a group exits 2" 2 "$M" lint -sx "$tmp/good.txt"
+has "  ... names the letter" "^mta-sts lint: unknown option '-x'\$" "$tmp/err"
+check "lint option with a value exits 2" 2 "$M" lint --json=yes "$tmp/good.txt"
+has "  ... says it takes none" "^mta-sts lint: option '--json' takes no value\$" "$tmp/err"
 check "--record and --tlsrpt together exit 2" 2 "$M" lint --record --tlsrpt "$tmp/good.txt"
 check "help exits 0" 0 "$M" lint --help
 check "unknown command exits 2" 2 "$M" frobnicate
@@ -96,6 +103,15 @@ has "match --policy names the pattern" "a.example.net: match \(mx: \*.example.ne
 check "match --policy one miss exits 1" 1 "$M" match --policy "$tmp/good.txt" mail.example.com evil.example.org
 has "match --policy miss line" "evil.example.org: no match" "$tmp/out"
 check "match --policy invalid policy exits 2" 2 "$M" match --policy "$tmp/bad.txt" mail.example.com
+check "match --policy oversized policy exits 2 like any invalid policy" 2 "$M" match --policy "$tmp/huge.txt" mail.example.com
+has "  ... with the parser's diagnostic" "huge\.txt:1:1: error: the policy is larger than 65536 bytes.*\(policy\.too_large\)" "$tmp/err"
+has "  ... and the invalid-policy line, not an I/O error" "^mta-sts match: .*huge\.txt: policy is invalid" "$tmp/err"
+check "match unknown option exits 2" 2 "$M" match --bogus a b
+has "  ... named with the command's prefix" "^mta-sts match: unknown option '--bogus'\$" "$tmp/err"
+check "match --policy without a value exits 2" 2 "$M" match --policy
+has "  ... says it needs one" "^mta-sts match: option '--policy' needs a value\$" "$tmp/err"
+check "match -p without a value exits 2" 2 "$M" match -p
+has "  ... says it needs one" "^mta-sts match: option '-p' needs a value\$" "$tmp/err"
 
 echo "1..$n"
 [ "$fails" -eq 0 ]

@@ -29,6 +29,12 @@ has() { # has DESC PATTERN FILE
 		sed 's/^/#   /' "$3"
 	fi
 }
+lacks() { # lacks DESC PATTERN FILE
+	if ! grep -qE -- "$2" "$3"; then ok "$1"; else
+		not_ok "$1"
+		grep -E -- "$2" "$3" | sed 's/^/# unexpected: /'
+	fi
+}
 same_file() { # same_file DESC A B
 	if cmp -s "$2" "$3"; then ok "$1"; else not_ok "$1"; diff "$2" "$3" | sed 's/^/# /'; fi
 }
@@ -56,9 +62,25 @@ crlf 'version: STSv1' 'mode: enforce' 'mx: mail.example.com' 'mx: *.mx.example.n
 check "--help exits 0" 0 "$M" publish --help
 has "--help prints usage to stdout" "^usage: mta-sts publish" "$tmp/out"
 has "--help documents the MTA_STS_NOW test hook" "MTA_STS_NOW=SECONDS .*test hook" "$tmp/out"
+has "--help documents --strict" "^  --strict +refuse a policy that fails 'mta-sts lint --strict'" "$tmp/out"
+has "--help names the TXT TTL" "zone-file line with TTL 3600" "$tmp/out"
+has "  ... and why it is short (rule 63)" "^TTL short: senders see a new id only once the old record's TTL has passed" "$tmp/out"
+has "--help step 3 covers added hosts and mode none" "do not point MX records at hosts the new policy adds" "$tmp/out"
 check "unknown option exits 2" 2 "$M" publish --frob
-has "unknown option is named, usage on stderr" "unknown option '--frob'" "$tmp/err"
+has "unknown option is named, usage on stderr" "^mta-sts publish: unknown option '--frob'\$" "$tmp/err"
 has "  ... usage on stderr" "^usage: mta-sts publish" "$tmp/err"
+# table: rc | stderr regex | args
+while IFS='|' read -r want re args; do
+	[ -z "$want" ] && continue
+	eval "set -- $args"
+	check "option error [$args] exit $want" "$want" "$M" publish "$@"
+	has "  ... explained: $re" "$re" "$tmp/err"
+done <<'EOF'
+2|^mta-sts publish: unknown option '-x'$|-x
+2|^mta-sts publish: option '--domain' needs a value$|--domain
+2|^mta-sts publish: option '--strict' takes no value$|--strict=yes
+2|^mta-sts publish: option '--st' is ambiguous \(--state, --strict\)|--st x
+EOF
 while IFS='|' read -r want re args; do
 	[ -z "$want" ] && continue
 	eval "set -- $args"
@@ -84,7 +106,7 @@ has "  ... naming the variable" "MTA_STS_NOW='soon' is not a Unix time" "$tmp/er
 # --- first publication ----------------------------------------------------
 check "first publish succeeds" 0 "${P[@]}" --policy "$tmp/p1.txt" --webroot "$W"
 has "  ... says it is the first, with the id from the clock" "^$D: first publication: id $T0\$" "$tmp/out"
-has "  ... prints the TXT record" "^  _mta-sts\.example\.com\. IN TXT \"v=STSv1; id=$T0\"\$" "$tmp/out"
+has "  ... prints the TXT record with TTL 3600" "^  _mta-sts\.example\.com\. 3600 IN TXT \"v=STSv1; id=$T0\"\$" "$tmp/out"
 has "  ... step 1 done (policy on the webroot)" "^  1\. \[done\] the policy is in $WEB" "$tmp/out"
 has "  ... step 2 to do: TXT after the policy (rule 64)" "^  2\. \[to do\] after step 1, not before: .*rule 64" "$tmp/out"
 has "  ... step 3: no earlier policy" "^  3\. \[nothing to do\] no earlier policy" "$tmp/out"
@@ -154,6 +176,70 @@ has "  ... step 1 to do without --webroot" "^  1\. \[to do\] upload $tmp/drop\.t
 has "  ... step 3: keep the dropped host for the old max_age" "^  3\. \[to do\] after step 2, keep the MX host the old policy lists \(\*\.mx\.example\.net\) working for the old max_age, 604800 seconds \(1w\).*rule 63" "$tmp/out"
 same_file "  ... without --webroot the webroot is not touched" "$tmp/change.txt" "$WEB"
 
+# --- step 3: added MX hosts wait for the previous max_age -----------------
+# A domain of its own, one hour per publication: ids and dates are known.
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+t3() { echo $((1795953600 + 3600 * $1)); }   # 12:00Z plus N hours
+P3=("$M" publish --domain retire.example --state "$tmp/s3")
+crlf 'version: STSv1' 'mode: enforce' 'mx: mail.retire.example' 'mx: *.mx.retire.example' 'max_age: 31557600' >"$tmp/s3-1.txt"
+MTA_STS_NOW=$(t3 0) check "step 3: first policy, max_age 1y" 0 "${P3[@]}" --policy "$tmp/s3-1.txt"
+crlf 'version: STSv1' 'mode: enforce' 'mx: mail.retire.example' 'mx: *.mx.retire.example' 'mx: new.other.example' 'max_age: 604800' >"$tmp/s3-2.txt"
+MTA_STS_NOW=$(t3 1) check "step 3: adding an MX host" 0 "${P3[@]}" --policy "$tmp/s3-2.txt"
+has "  ... to do: senders with the previous policy reject it until now + the previous max_age" "^  3\. \[to do\] senders that cached the previous policy \(id 20261129120000\) reject the new MX host until $(iso $(($(t3 1) + 31557600))) \(the previous max_age, 31557600 seconds \(52w1d6h\), counted from now" "$tmp/out"
+has "  ... do not point MX records at it before that date" "do not point MX records at new\.other\.example before that date \(rule 63\)\$" "$tmp/out"
+lacks "  ... and nothing about keeping hosts" "keep the MX host" "$tmp/out"
+crlf 'version: STSv1' 'mode: enforce' 'mx: mail.retire.example' 'mx: *.mx.retire.example' 'mx: new.other.example' 'mx: a.mx.retire.example' 'max_age: 604800' >"$tmp/s3-3.txt"
+MTA_STS_NOW=$(t3 2) check "step 3: a host the previous wildcard matched" 0 "${P3[@]}" --policy "$tmp/s3-3.txt" --json
+is "  ... is not a new host: nothing to do" "$(jget "$tmp/out" '[o["changed"], o["steps"][2]["status"], o["steps"][2]["action"]]')" '[true, "none", "no MX host was added or dropped: no MX change to wait for"]'
+crlf 'version: STSv1' 'mode: enforce' 'mx: mail.retire.example' 'mx: *.mx.retire.example' 'mx: *.retire.example' 'mx: a.mx.retire.example' 'max_age: 604800' >"$tmp/s3-4.txt"
+MTA_STS_NOW=$(t3 3) check "step 3: a wildcard added, a host dropped, --json" 0 "${P3[@]}" --policy "$tmp/s3-4.txt" --json
+if python3 - "$tmp/out" "$(iso $(($(t3 3) + 604800)))" <<'PY' >"$tmp/py" 2>&1; then ok "  ... one todo step names both, the new host first"; else not_ok "  ... one todo step names both, the new host first"; sed 's/^/# /' "$tmp/py"; fi
+import json, sys
+s = json.load(open(sys.argv[1]))["steps"][2]
+assert s["status"] == "todo", s
+a = s["action"]
+new = ("senders that cached the previous policy (id 20261129140000) reject the new MX host until %s"
+       " (the previous max_age, 604800 seconds (1w), counted from now: add any delay before step 2 and the TXT"
+       " record's TTL): do not point MX records at *.retire.example before that date (rule 63)" % sys.argv[2])
+old = ("after step 2, keep the MX host the old policy lists (new.other.example) working for the old"
+       " max_age, 604800 seconds (1w), before removing it: senders may use the old policy that long (rule 63)")
+assert a == new + "; " + old, a
+PY
+crlf 'version: STSv1' 'mode: testing' 'mx: mail.retire.example' 'mx: *.mx.retire.example' 'mx: *.retire.example' 'max_age: 604800' >"$tmp/s3-5.txt"
+MTA_STS_NOW=$(t3 4) check "step 3: to testing, dropping a host a wildcard still covers" 0 "${P3[@]}" --policy "$tmp/s3-5.txt"
+has "  ... names it as dropped all the same" "^  3\. \[to do\] after step 2, keep the MX host the old policy lists \(a\.mx\.retire\.example\)" "$tmp/out"
+crlf 'version: STSv1' 'mode: testing' 'mx: mail.retire.example' 'mx: *.mx.retire.example' 'mx: *.retire.example' 'mx: x.other.example' 'max_age: 604800' >"$tmp/s3-6.txt"
+MTA_STS_NOW=$(t3 5) check "step 3: adding a host after a testing policy" 0 "${P3[@]}" --policy "$tmp/s3-6.txt"
+has "  ... nothing to do: senders only report it" "^  3\. \[nothing to do\] the previous policy \(id 20261129160000\) was mode testing: senders that cached it deliver to the new MX host \(x\.other\.example\) but report it as a failure until $(iso $(($(t3 5) + 604800)))" "$tmp/out"
+
+# --- step 3: retiring with mode none (rule 67) ----------------------------
+crlf 'version: STSv1' 'mode: none' 'max_age: 86400' >"$tmp/none.txt"
+MTA_STS_NOW=$(t3 6) check "step 3: mode none after an earlier 1y policy" 0 "${P3[@]}" --policy "$tmp/none.txt"
+has "  ... counts the longest max_age published, not only the previous one" "^  3\. \[to do\] senders may keep the previous policy \(id 20261129170000, mode testing\) or an earlier one until $(iso $(($(t3 6) + 31557600))) \(the longest max_age published, 31557600 seconds \(52w1d6h\) for id 20261129120000, counted from now" "$tmp/out"
+lacks "  ... says nothing about keeping or adding MX hosts" "keep the MX host|do not point MX" "$tmp/out"
+crlf 'version: STSv1' 'mode: enforce' 'mx: mail.retire.example' 'max_age: 604800' >"$tmp/s3-8.txt"
+MTA_STS_NOW=$(t3 7) check "step 3: back from mode none with a host" 0 "${P3[@]}" --policy "$tmp/s3-8.txt"
+has "  ... no sender rejects it" "^  3\. \[nothing to do\] the previous policy \(id 20261129180000\) was mode none: no sender rejects the new MX host \(mail\.retire\.example\)\$" "$tmp/out"
+P4=("$M" publish --domain gone.example --state "$tmp/s3")
+crlf 'version: STSv1' 'mode: enforce' 'mx: mail.gone.example' 'max_age: 1209600' >"$tmp/g1.txt"
+MTA_STS_NOW=$(t3 0) check "step 3: an enforce policy ..." 0 "${P4[@]}" --policy "$tmp/g1.txt"
+MTA_STS_NOW=$(t3 1) check "  ... retired with mode none" 0 "${P4[@]}" --policy "$tmp/none.txt"
+has "  ... senders keep the previous policy until now + its max_age" "^  3\. \[to do\] senders may keep the previous policy \(id 20261129120000, mode enforce\) until $(iso $(($(t3 1) + 1209600))) \(its max_age, 1209600 seconds \(2w\), counted from now: add any delay before step 2 and the TXT record's TTL\); " "$tmp/out"
+has "  ... then delete the TXT record and the file, serving none until then" "after that date, and after the none policy's own max_age, 86400 seconds \(1d\), has passed for everyone who fetched it, delete the TXT record, then the policy file; keep serving mode: none until then \(rule 67\)\$" "$tmp/out"
+lacks "  ... not the dropped-host text" "keep the MX host" "$tmp/out"
+MTA_STS_NOW=$(t3 1) check "  ... again, --json" 0 "${P4[@]}" --policy "$tmp/none.txt" --json
+is "  ... unchanged, so step 3 has nothing to do" "$(jget "$tmp/out" '[o["changed"], o["steps"][2]["status"]]')" '[false, "none"]'
+crlf 'version: STSv1' 'mode: none' 'max_age: 3600' >"$tmp/none2.txt"
+MTA_STS_NOW=$(t3 2) check "  ... a shorter none policy, --json" 0 "${P4[@]}" --policy "$tmp/none2.txt" --json
+is "  ... step 3 to do, the same text in JSON (rule 67)" "$(jget "$tmp/out" '[o["steps"][2]["status"], o["steps"][2]["action"].startswith("senders may keep the previous policy (id 20261129130000, mode none) or an earlier one until '"$(iso $(($(t3 2) + 1209600)))"' (the longest max_age published, 1209600 seconds (2w) for id 20261129120000"), o["steps"][2]["action"].endswith("after the none policy'"'"'s own max_age, 3600 seconds (1h), has passed for everyone who fetched it, delete the TXT record, then the policy file; keep serving mode: none until then (rule 67)")]')" '["todo", true, true]'
+
+# --- generate and publish print the same zone-file line -------------------
+check "generate for the same domain and id" 0 "$M" generate --domain gone.example --mode none --max-age 1h --id 20261129140000 --json
+gen_zone=$(jget "$tmp/out" 'o["zone_line"]')
+MTA_STS_NOW=$(t3 2) check "publish for it, --json" 0 "${P4[@]}" --policy "$tmp/none2.txt" --json
+is "  ... zone_line equal to generate's" "$(jget "$tmp/out" 'o["zone_line"]')" "$gen_zone"
+is "  ... with TTL 3600" "$gen_zone" '_mta-sts.gone.example. 3600 IN TXT "v=STSv1; id=20261129140000"'
+
 # --- --json shape ---------------------------------------------------------
 crlf 'version: STSv1' 'mode: testing' 'mx: mail.example.com' 'max_age: 86400' >"$tmp/j.txt"
 check "--json on a change" 0 "${P[@]}" --policy "$tmp/j.txt" --webroot "$W" --json
@@ -168,7 +254,7 @@ st = json.load(open(sys.argv[2]))
 assert o["domain"] == "example.com" and o["changed"] is True
 assert o["id"] == st["id"] and o["previous_id"] < o["id"]
 assert o["txt_value"] == "v=STSv1; id=" + o["id"]
-assert o["zone_line"] == '_mta-sts.example.com. IN TXT "v=STSv1; id=%s"' % o["id"]
+assert o["zone_line"] == '_mta-sts.example.com. 3600 IN TXT "v=STSv1; id=%s"' % o["id"]
 assert o["policy_path"] == sys.argv[3] and o["state_path"] == sys.argv[2]
 assert [s["step"] for s in o["steps"]] == [1, 2, 3]
 assert [s["status"] for s in o["steps"]] == ["done", "todo", "none"], o["steps"]
@@ -196,9 +282,39 @@ EOF
 : >"$tmp/empty.txt"
 check "empty policy exits 1" 1 "${P[@]}" --policy "$tmp/empty.txt" --webroot "$W"
 same_file "  ... state unchanged" "$tmp/before.json" "$STATE"
+head -c 70000 /dev/zero | tr '\0' 'a' >"$tmp/huge.txt"
+check "oversized policy (70000 bytes) exits 1, as invalid" 1 "${P[@]}" --policy "$tmp/huge.txt" --webroot "$W"
+has "  ... with the parser's diagnostic (rule 35)" "^$tmp/huge\.txt:1:1: error: the policy is larger than 65536 bytes.*\[rule 35\] \(policy\.too_large\)\$" "$tmp/err"
+has "  ... and says nothing changed" "huge\.txt: the policy is invalid \(1 error\): nothing was published or recorded" "$tmp/err"
+lacks "  ... not as an I/O error" "cannot read|^mta-sts: " "$tmp/err"
+same_file "  ... state unchanged" "$tmp/before.json" "$STATE"
+same_file "  ... webroot unchanged" "$tmp/web-before.txt" "$WEB"
+check "oversized policy on standard input exits 1" 1 sh -c 'f=$1; shift; "$@" < "$f"' sh "$tmp/huge.txt" "${P[@]}" --policy -
+has "  ... shown as <stdin>" "^<stdin>:1:1: error: .*\(policy\.too_large\)" "$tmp/err"
+head -c 65536 "$tmp/huge.txt" >"$tmp/edge.txt"
+check "a 65536-byte file is within the limit (invalid for its content)" 1 "${P[@]}" --policy "$tmp/edge.txt"
+lacks "  ... not too large" "too_large" "$tmp/err"
+printf 'version: STSv1\nmode: testing\nmx: mail.example.com.\nmax_age: 86400\n' >"$tmp/tolerated.txt"
+check "--strict refuses a policy with tolerated deviations" 1 "${P[@]}" --policy "$tmp/tolerated.txt" --webroot "$W" --strict
+has "  ... the deviation is an error" "^$tmp/tolerated\.txt:3:[0-9]+: error: " "$tmp/err"
+has "  ... invalid under --strict, nothing changed, lint --strict named" "the policy is invalid under --strict \(1 error\): nothing was published or recorded; fix it and check it with 'mta-sts lint --strict " "$tmp/err"
+same_file "  ... state unchanged" "$tmp/before.json" "$STATE"
+same_file "  ... webroot unchanged" "$tmp/web-before.txt" "$WEB"
+check "--strict --json refuses it too" 1 "${P[@]}" --policy "$tmp/tolerated.txt" --strict --json
+is "  ... with nothing on stdout" "$(wc -c <"$tmp/out" | tr -d ' ')" 0
+check "without --strict the same file is published" 0 "$M" publish --domain "$D" --state "$tmp/S-tol" --policy "$tmp/tolerated.txt"
+has "  ... with the warning" "^$tmp/tolerated\.txt:3:[0-9]+: warning: " "$tmp/err"
+has "  ... and the --strict hint" "^mta-sts publish: $tmp/tolerated\.txt: 1 of these warnings is an error under --strict; the policy is published anyway: run with --strict to refuse deviations senders only tolerate\$" "$tmp/err"
+printf 'version: STSv1\nmode: testing\nmx: mail.example.com\nmax_age: 86400\nfoo: bar\n' >"$tmp/ext.txt"
+check "--strict accepts an unknown field (always a warning, rule 22)" 0 "$M" publish --domain "$D" --state "$tmp/S-ext" --policy "$tmp/ext.txt" --strict
+has "  ... shown as a warning" "ext\.txt:5:1: warning: unknown field 'foo'" "$tmp/err"
+crlf 'version: STSv1' 'mode: testing' 'mx: mail.example.com' 'max_age: 86400' 'foo: baz' >"$tmp/ext2.txt"
+check "  ... without --strict, a changed unknown field" 0 "$M" publish --domain "$D" --state "$tmp/S-ext" --policy "$tmp/ext2.txt"
+lacks "  ... gets no --strict hint: --strict would not refuse it" "run with --strict" "$tmp/err"
 printf 'version: STSv1\nmode: testing\nmx: mail.example.com\nmax_age: 99999999\n' >"$tmp/clamped.txt"
 check "a policy with only warnings is published" 0 "${P[@]}" --policy "$tmp/clamped.txt"
 has "  ... and the warnings are shown" "clamped\.txt:4:.*warning: " "$tmp/err"
+has "  ... with the --strict hint" "clamped\.txt: 1 of these warnings is an error under --strict; the policy is published anyway" "$tmp/err"
 crlf 'version: STSv1' 'mode: enforce' 'mx: mail.example.com' 'max_age: 172800' >"$tmp/short.txt"
 check "enforce with max_age under a week is published" 0 "${P[@]}" --policy "$tmp/short.txt"
 has "  ... with a warning (rule 17)" "short\.txt: warning: max_age 172800 \(2d\) is under one week for mode enforce" "$tmp/err"
@@ -261,7 +377,7 @@ has "  ... names the directory" "cannot create the state directory $tmp/notdir/e
 
 # --- domains: U-labels, case, separate state per domain -------------------
 check "U-label domain" 0 "$M" publish --domain 'BÜCHER.example' --policy "$tmp/p1.txt" --state "$S"
-has "  ... TXT owner as A-label" "_mta-sts\.xn--bcher-kva\.example\. IN TXT \"v=STSv1; id=$T0\"" "$tmp/out"
+has "  ... TXT owner as A-label" "_mta-sts\.xn--bcher-kva\.example\. 3600 IN TXT \"v=STSv1; id=$T0\"" "$tmp/out"
 if [ -f "$S/xn--bcher-kva.example/state.json" ]; then ok "  ... state under the A-label name"; else not_ok "  ... state under the A-label name"; fi
 check "the same domain in A-labels and upper case" 0 "$M" publish --domain 'XN--BCHER-KVA.EXAMPLE.' --policy "$tmp/v-lf.txt" --state "$S"
 has "  ... shares its state" "unchanged in meaning: keeping id $T0" "$tmp/out"
