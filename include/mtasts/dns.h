@@ -4,7 +4,7 @@
  * Answers tell "no such record" (NXDOMAIN, NODATA) apart from "temporary
  * failure" (SERVFAIL, REFUSED, timeout, truncation TCP could not fix): the
  * sender state machine decides differently on each (rule 9, matrix B.2).
- * @test tests/integration/test_query.sh (real knotd) */
+ * @test tests/integration/test_dns.c (real knotd), tests/integration/test_query.sh */
 #ifndef MTASTS_DNS_H
 #define MTASTS_DNS_H
 
@@ -25,7 +25,9 @@ struct sts_dns_opts {
 	 * separated list of IP[:PORT] (IPv6 as [addr]:port). */
 	const char *servers;
 	unsigned try_timeout_ms;   /* per try and server; 0: 1500 ms */
-	unsigned tries;            /* 0: 3; the total deadline is about tries x servers x timeout */
+	/* 0: 3. c-ares doubles the timeout each round, so the total deadline is
+	 * about try_timeout_ms x servers x (2^tries - 1). */
+	unsigned tries;
 };
 
 /* An answer, valid only while the callback runs (copy what you keep). */
