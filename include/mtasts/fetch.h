@@ -8,7 +8,7 @@
  * no HTTP cache, no proxy from the environment. The connection goes to the
  * addresses our own resolver found (CURLOPT_RESOLVE), so one resolver
  * configuration governs every name.
- * @test tests/unit/test_mediatype.c, tests/integration/test_query.sh */
+ * @test tests/unit/test_mediatype.c, tests/integration/test_fetch.c, tests/integration/test_query.sh */
 #ifndef MTASTS_FETCH_H
 #define MTASTS_FETCH_H
 
