@@ -22,14 +22,14 @@ run: build
 test: build
 	@scripts/run-tests $(BUILD)
 
-# Unit tests and fuzz-corpus replays under AddressSanitizer + UBSan.
+# The whole suite again under AddressSanitizer + UBSan.
 $(ASAN_BUILD)/build.ninja:
 	@meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Dbuildtype=debug >/dev/null
 
 test-asan: deps $(ASAN_BUILD)/build.ninja
 	@ninja -C $(ASAN_BUILD) >/dev/null
 	@UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
-		scripts/run-tests $(ASAN_BUILD) unit fuzz
+		scripts/run-tests $(ASAN_BUILD)
 
 bench: build
 	@bench/run-parse $(BUILD)
