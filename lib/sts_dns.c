@@ -351,6 +351,14 @@ sock_open(int af, int type, int protocol, void *data)
 		return ARES_SOCKET_BAD;
 	if (type == SOCK_STREAM)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (type == SOCK_DGRAM) {
+		/* Hundreds of answers can arrive between two loop turns (bulk
+		 * checks, a daemon warming its cache); the default buffer drops
+		 * them and each loss costs a whole retry timeout. The kernel caps
+		 * the request at net.core.rmem_max. */
+		int rcvbuf = 4 << 20;
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+	}
 	return fd;
 }
 
