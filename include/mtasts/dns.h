@@ -30,6 +30,18 @@ struct sts_dns_opts {
 	unsigned tries;
 };
 
+/* One MX record. A null MX (RFC 7505: preference 0, exchange ".") has host "". */
+struct sts_dns_mx {
+	unsigned preference;
+	const char *host;                 /* no trailing dot, as received (case kept) */
+};
+
+/* One TLSA record in presentation form: usage, selector, matching type, hex data. */
+struct sts_dns_tlsa {
+	unsigned usage, selector, mtype;
+	const char *data_hex;
+};
+
 /* An answer, valid only while the callback runs (copy what you keep). */
 struct sts_dns_answer {
 	enum sts_dns_rcode rcode;
@@ -38,6 +50,14 @@ struct sts_dns_answer {
 	const struct sts_txt_rr *rrs;
 	size_t n_addrs;                   /* A/AAAA: textual addresses, IPv4 first */
 	const char *const *addrs;
+	size_t n_mx;                      /* MX: sorted by preference, then name */
+	const struct sts_dns_mx *mx;
+	size_t n_tlsa;                    /* TLSA */
+	const struct sts_dns_tlsa *tlsa;
+	/* CNAMEs met in the answer, in chain order: cnames[0] is the queried
+	 * name's target, and so on (for TXT, A/AAAA, MX, TLSA answers). */
+	size_t n_cnames;
+	const char *const *cnames;
 };
 
 typedef void (*sts_dns_cb)(void *arg, const struct sts_dns_answer *ans);
@@ -56,6 +76,11 @@ void sts_dns_free(struct sts_dns **dns);
 void sts_dns_txt(struct sts_dns *dns, const char *name, sts_dns_cb cb, void *arg);
 /* A and AAAA records of name, combined: OK when either has addresses. */
 void sts_dns_addrs(struct sts_dns *dns, const char *name, sts_dns_cb cb, void *arg);
+
+/* MX records of name (issue: mta-sts check). */
+void sts_dns_mx(struct sts_dns *dns, const char *name, sts_dns_cb cb, void *arg);
+/* TLSA records of name, e.g. "_25._tcp.mx.example.com" (DANE presence, rule 1). */
+void sts_dns_tlsa(struct sts_dns *dns, const char *name, sts_dns_cb cb, void *arg);
 
 /* Queries started so far (a TXT lookup counts 1, an address lookup 2). */
 unsigned long sts_dns_queries(const struct sts_dns *dns);

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 enum sts_fetch_error {
@@ -75,6 +76,32 @@ void sts_fetcher_free(struct sts_fetcher **f);
  * given addresses of mta-sts.<domain> (at least one; textual IPv4/IPv6). */
 void sts_fetch_policy(struct sts_fetcher *f, const char *domain, const char *const *addrs,
 		      size_t n_addrs, sts_fetch_cb cb, void *arg);
+
+/* A diagnostic fetch for `mta-sts check`: one address of the policy host,
+ * with what a report needs besides the verdict. */
+struct sts_fetch_probe {
+	struct sts_fetch_result r;   /* verdict, message, status, body, type, location */
+	const char *addr;            /* the address probed */
+	bool verified;               /* the probe verified the chain and name */
+	char tls_version[16];        /* "TLSv1.3"; "" when no handshake completed */
+	char cipher[64];
+	bool have_cert;              /* leaf certificate details below are set */
+	char cert_subject[256];
+	char cert_issuer[256];
+	char cert_sans[1024];        /* DNS names, comma separated */
+	int64_t cert_not_before;     /* unix seconds */
+	int64_t cert_not_after;
+	double seconds;              /* wall time of the request */
+};
+
+typedef void (*sts_fetch_probe_cb)(void *arg, const struct sts_fetch_probe *p);
+
+/* Fetches the policy of domain from one address. With verify false the
+ * certificate is not checked (to read an untrusted or expired certificate's
+ * details after a verified probe failed); everything else is as in
+ * sts_fetch_policy (no redirects, size cap, status and type checked). */
+void sts_fetch_probe(struct sts_fetcher *f, const char *domain, const char *addr, bool verify,
+		     sts_fetch_probe_cb cb, void *arg);
 
 /* HTTP requests started so far. */
 unsigned long sts_fetch_requests(const struct sts_fetcher *f);
