@@ -365,8 +365,8 @@ on_txt(void *arg, const struct sts_dns_answer *ans)
 	struct sts_engine *e = j->e;
 
 	if (ans->rcode == STS_DNS_TEMPFAIL) {
-		set_error(j, "dns.txt.temporary", NULL, "TXT lookup of _mta-sts.%s failed: %s",
-			  j->domain, ans->detail != NULL ? ans->detail : "temporary failure");
+		set_error(j, "dns.txt.temporary", NULL, "temporary DNS failure: %s",
+			  ans->detail != NULL ? ans->detail : "no answer");
 		if (j->cached_valid) {
 			finish_cached(j);
 			return;
