@@ -17,9 +17,19 @@
  * run the last close callback. The caller must run the loop once more before
  * uv_loop_close() (uv_run(loop, UV_RUN_DEFAULT) returns when that is done).
  *
- * Callbacks always run from the loop, never inside sts_fetch_policy(), with
- * two exceptions that have no record to queue: the request record itself
- * cannot be allocated, or the fetcher is already being freed. */
+ * Callbacks always run from the loop, never inside sts_fetch_policy() or
+ * sts_fetch_probe(), with two exceptions that have no record to queue: the
+ * request record itself cannot be allocated, or the fetcher is already being
+ * freed.
+ *
+ * A probe (sts_fetch_probe) is a policy request with a few more fields: it
+ * goes through the same setup, callbacks and outcome. Its TLS details come
+ * from OpenSSL callbacks installed on curl's SSL_CTX (CURLOPT_SSL_CTX_FUNCTION),
+ * which is why this file includes OpenSSL's headers: a verify callback keeps
+ * the leaf certificate even when verification then aborts the handshake,
+ * and an info callback takes version, cipher and peer certificate when the
+ * handshake completes (before curl's own host name check, so a name
+ * mismatch still reports them). Both only read; they never change a verdict. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -30,6 +40,12 @@
 #include <strings.h>
 
 #include <curl/curl.h>
+#include <openssl/bio.h>
+#include <openssl/opensslv.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <time.h>
 #include <uv.h>
 
 #include <mtasts/buf.h>
@@ -44,17 +60,6 @@
 #define FETCH_HOST_PREFIX "mta-sts."
 #define FETCH_DOMAIN_MAX (253 - (sizeof FETCH_HOST_PREFIX - 1))
 
-/* OpenSSL X509_V_ERR_* values as reported by CURLINFO_SSL_VERIFYRESULT. They
- * are fixed ABI numbers; spelling them here keeps OpenSSL's headers (and a
- * libssl-dev build dependency) out of the build. */
-enum {
-	X509_OK = 0,
-	X509_UNSPECIFIED = 1,       /* also curl's "not verified yet" placeholder */
-	X509_NOT_YET_VALID = 9,     /* X509_V_ERR_CERT_NOT_YET_VALID */
-	X509_HAS_EXPIRED = 10,      /* X509_V_ERR_CERT_HAS_EXPIRED */
-	X509_HOSTNAME_MISMATCH = 62,/* X509_V_ERR_HOSTNAME_MISMATCH */
-};
-
 struct sts_fetcher;
 
 /* One polled socket. Freed in its close callback. */
@@ -66,7 +71,8 @@ struct sock_ctx {
 	struct sock_ctx *prev, *next;
 };
 
-/* One policy request, from sts_fetch_policy() to its callback. */
+/* One policy request, from sts_fetch_policy() or sts_fetch_probe() to its
+ * callback. */
 struct fetch_req {
 	struct sts_fetcher *f;       /* borrowed */
 	struct fetch_req *prev, *next;
@@ -74,8 +80,10 @@ struct fetch_req {
 	CURLSH *share;               /* owned; private DNS cache, see req_setup */
 	struct curl_slist *resolve;  /* owned */
 	struct sts_buf body;         /* owned; ceiling STS_POLICY_MAX */
-	sts_fetch_cb cb;
+	sts_fetch_cb cb;             /* exactly one of cb and pcb is set */
+	sts_fetch_probe_cb pcb;
 	void *arg;
+	bool verify;                 /* check chain and name (false only for a probe) */
 	bool headers_done;           /* final header block seen and checked */
 	bool aborted;                /* a callback stopped the transfer; res says why */
 	unsigned timeout_ms;
@@ -84,6 +92,10 @@ struct fetch_req {
 	char peers[192];             /* "127.0.0.1:443, [::1]:443" for messages */
 	char errbuf[CURL_ERROR_SIZE];
 	struct sts_fetch_result res;
+	/* probes only */
+	uint64_t t0;                 /* uv_hrtime() at sts_fetch_probe */
+	char addr[64];               /* copy of the address for p.addr */
+	struct sts_fetch_probe p;    /* TLS details; p.r is filled from res at delivery */
 };
 
 struct sts_fetcher {
@@ -95,6 +107,7 @@ struct sts_fetcher {
 	char *proxy;
 	unsigned timeout_ms;
 	unsigned long requests;
+	bool tls_details;            /* curl's TLS backend is our OpenSSL: probes can look */
 	struct fetch_req *active;    /* in the multi handle */
 	struct fetch_req *failed;    /* waiting for defer_timer */
 	struct sock_ctx *socks;      /* sockets with an open uv_poll_t */
@@ -296,7 +309,15 @@ req_deliver(struct fetch_req *r)
 		r->res.body_len = 0;
 	}
 	f->dispatch_depth++;
-	r->cb(r->arg, &r->res);
+	if (r->pcb != NULL) {
+		r->p.r = r->res;
+		r->p.addr = r->addr;
+		r->p.verified = r->verify;
+		r->p.seconds = (double)(uv_hrtime() - r->t0) / 1e9;
+		r->pcb(r->arg, &r->p);
+	} else {
+		r->cb(r->arg, &r->res);
+	}
 	f->dispatch_depth--;
 	req_free(r);
 }
@@ -407,6 +428,151 @@ on_resolver_start(void *resolver_state, void *reentry, void *ud)
 	return 1;
 }
 
+/* ---- TLS details for probes ------------------------------------------- */
+
+/* SSL_CTX ex_data slot holding the probe's request record. curl 7.88 makes
+ * one SSL_CTX per connection and frees it when the connection closes, which
+ * (CURLOPT_FORBID_REUSE) happens before the request record goes. */
+static int probe_ctx_idx = -1;
+
+/* An X509 name as RFC 2253 text ("CN=R3,O=Let's Encrypt,C=US"): non-ASCII
+ * and control bytes are escaped by OpenSSL, and copy_printable catches
+ * anything left. "" when it cannot be printed. */
+static void
+name_text(char *dst, size_t dstsz, const X509_NAME *name)
+{
+	char *data = NULL;
+	dst[0] = '\0';
+	BIO *b = BIO_new(BIO_s_mem());
+	if (b == NULL)
+		return;
+	if (name != NULL && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
+		long n = BIO_get_mem_data(b, &data);
+		if (n > 0)
+			copy_printable(dst, dstsz, data, (size_t)n);
+	}
+	BIO_free(b);
+}
+
+/* Unix seconds of a certificate time; false when it cannot be read. */
+static bool
+asn1_unix(const ASN1_TIME *t, int64_t *out)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return false;
+	*out = (int64_t)timegm(&tm);
+	return true;
+}
+
+/* The DNS names of the subjectAltName extension, ", " between them. A list
+ * that does not fit ends in ", ..." after the last name that did. */
+static void
+san_text(char *dst, size_t dstsz, X509 *cert)
+{
+	static const char more[] = ", ...";
+	size_t o = 0;
+	dst[0] = '\0';
+	GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	if (gens == NULL)
+		return;
+	for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		if (g->type != GEN_DNS)
+			continue;
+		char name[256];
+		const unsigned char *d = ASN1_STRING_get0_data(g->d.dNSName);
+		int len = ASN1_STRING_length(g->d.dNSName);
+		if (d == NULL || len <= 0)
+			continue;
+		/* An embedded NUL or control byte shows as '?'. */
+		copy_printable(name, sizeof name, (const char *)d, (size_t)len);
+		size_t sep = o > 0 ? 2 : 0, nl = strlen(name);
+		if (o + sep + nl + sizeof more > dstsz) {
+			if (o + sizeof more <= dstsz)
+				memcpy(dst + o, more, sizeof more);
+			break;
+		}
+		snprintf(dst + o, dstsz - o, "%s%s", sep ? ", " : "", name);
+		o += sep + nl;
+	}
+	GENERAL_NAMES_free(gens);
+}
+
+/* Takes the leaf certificate's details, once per probe. */
+static void
+probe_take_cert(struct fetch_req *r, X509 *cert)
+{
+	struct sts_fetch_probe *p = &r->p;
+	if (p->have_cert || cert == NULL)
+		return;
+	name_text(p->cert_subject, sizeof p->cert_subject, X509_get_subject_name(cert));
+	name_text(p->cert_issuer, sizeof p->cert_issuer, X509_get_issuer_name(cert));
+	san_text(p->cert_sans, sizeof p->cert_sans, cert);
+	if (!asn1_unix(X509_get0_notBefore(cert), &p->cert_not_before))
+		p->cert_not_before = 0;
+	if (!asn1_unix(X509_get0_notAfter(cert), &p->cert_not_after))
+		p->cert_not_after = 0;
+	p->have_cert = true;
+}
+
+static struct fetch_req *
+probe_of_ssl(const SSL *ssl)
+{
+	if (ssl == NULL || probe_ctx_idx < 0)
+		return NULL;
+	return SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), probe_ctx_idx);
+}
+
+/* Verify callback: OpenSSL calls it for every certificate of the chain and
+ * every error, also when curl does not verify. The target certificate is the
+ * leaf whatever depth failed. The verdict passes through unchanged. */
+static int
+on_tls_verify(int preverify_ok, X509_STORE_CTX *xs)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct fetch_req *r = probe_of_ssl(ssl);
+	if (r != NULL)
+		probe_take_cert(r, X509_STORE_CTX_get0_cert(xs));
+	return preverify_ok;
+}
+
+/* Info callback: the handshake completed (with TLS 1.3 it also fires for
+ * session tickets later; the values are the same). */
+static void
+on_tls_info(const SSL *ssl, int where, int ret)
+{
+	(void)ret;
+	if (!(where & SSL_CB_HANDSHAKE_DONE))
+		return;
+	struct fetch_req *r = probe_of_ssl(ssl);
+	if (r == NULL)
+		return;
+	const char *v = SSL_get_version(ssl);
+	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+	const char *cn = c != NULL ? SSL_CIPHER_get_name(c) : NULL;
+	copy_printable(r->p.tls_version, sizeof r->p.tls_version, v ? v : "", v ? strlen(v) : 0);
+	copy_printable(r->p.cipher, sizeof r->p.cipher, cn ? cn : "", cn ? strlen(cn) : 0);
+	/* A resumed session runs no verify callback; the peer is in the session. */
+	probe_take_cert(r, SSL_get0_peer_certificate(ssl));
+}
+
+/* CURLOPT_SSL_CTX_FUNCTION: runs after curl set up its SSL_CTX (verify mode
+ * included) and before it makes the SSL from it. Failing to attach only
+ * costs the details, never the probe. */
+static CURLcode
+on_ssl_ctx(CURL *easy, void *sslctx, void *ud)
+{
+	SSL_CTX *ctx = sslctx;
+	(void)easy;
+	if (probe_ctx_idx < 0 || SSL_CTX_set_ex_data(ctx, probe_ctx_idx, ud) != 1)
+		return CURLE_OK;
+	SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), on_tls_verify);
+	SSL_CTX_set_info_callback(ctx, on_tls_info);
+	return CURLE_OK;
+}
+
 /* ---- outcome of a finished transfer ----------------------------------- */
 
 /* Certificate failures: OpenSSL's verify code first (chain problems are
@@ -416,20 +582,20 @@ on_resolver_start(void *resolver_state, void *reentry, void *ud)
 static bool
 verify_known(long verify)
 {
-	return verify != X509_OK && verify != X509_UNSPECIFIED;
+	return verify != X509_V_OK && verify != X509_V_ERR_UNSPECIFIED;
 }
 
 static enum sts_fetch_error
 classify_cert(long verify, const char *text)
 {
 	switch (verify) {
-	case X509_OK:
-	case X509_UNSPECIFIED:
+	case X509_V_OK:
+	case X509_V_ERR_UNSPECIFIED:
 		break;
-	case X509_NOT_YET_VALID:
-	case X509_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+	case X509_V_ERR_CERT_HAS_EXPIRED:
 		return STS_FETCH_TLS_EXPIRED;
-	case X509_HOSTNAME_MISMATCH:
+	case X509_V_ERR_HOSTNAME_MISMATCH:
 		return STS_FETCH_TLS_NAME;
 	default:
 		return STS_FETCH_TLS_UNTRUSTED;
@@ -750,6 +916,14 @@ sts_fetcher_new(uv_loop_t *loop, const struct sts_fetch_opts *opts, struct sts_f
 	if (f == NULL)
 		goto nomem;
 	f->loop = loop;
+	/* Probes read curl's SSL objects as our OpenSSL's types: only when
+	 * curl uses OpenSSL of the major version we were built against. */
+	char want[32];
+	snprintf(want, sizeof want, "OpenSSL/%d.", OPENSSL_VERSION_MAJOR);
+	if (probe_ctx_idx < 0)
+		probe_ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	f->tls_details = vi->ssl_version != NULL && probe_ctx_idx >= 0 &&
+			 strncmp(vi->ssl_version, want, strlen(want)) == 0;
 	f->timeout_ms = opts != NULL && opts->timeout_ms > 0 ? opts->timeout_ms
 							      : FETCH_TIMEOUT_DEFAULT;
 	if (opts != NULL && opts->ca_file != NULL && (f->ca_file = strdup(opts->ca_file)) == NULL)
@@ -847,8 +1021,14 @@ req_setup(struct fetch_req *r, const char *domain, const char *const *addrs, siz
 	SET(CURLOPT_FOLLOWLOCATION, 0L);                       /* rule 31 */
 	SET(CURLOPT_HTTPGET, 1L);
 	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2); /* rule 61: minimum */
-	SET(CURLOPT_SSL_VERIFYPEER, 1L);                       /* rule 25 */
-	SET(CURLOPT_SSL_VERIFYHOST, 2L);                       /* name = URL host = SNI, rule 57 */
+	/* rule 25; name = URL host = SNI, rule 57. Off only for a probe asked
+	 * not to verify. */
+	SET(CURLOPT_SSL_VERIFYPEER, r->verify ? 1L : 0L);
+	SET(CURLOPT_SSL_VERIFYHOST, r->verify ? 2L : 0L);
+	if (r->pcb != NULL && f->tls_details) {
+		SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+		SET(CURLOPT_SSL_CTX_DATA, (void *)r);
+	}
 	if (f->ca_file != NULL) {
 		SET(CURLOPT_CAINFO, f->ca_file);
 		/* The file is the whole trust store; without this Debian's
@@ -893,6 +1073,25 @@ done:
 	return ok;
 }
 
+/* Hands a filled-in record to curl, or queues its failure for the loop. */
+static void
+req_start(struct fetch_req *r, const char *domain, const char *const *addrs, size_t n_addrs)
+{
+	struct sts_fetcher *f = r->f;
+	sts_buf_init(&r->body, STS_POLICY_MAX);
+	if (req_setup(r, domain, addrs, n_addrs)) {
+		CURLMcode mc = curl_multi_add_handle(f->multi, r->easy);
+		if (mc == CURLM_OK) {
+			list_push(&f->active, r);
+			f->requests++;
+			return;
+		}
+		res_set(r, STS_FETCH_INTERNAL, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+	}
+	list_push(&f->failed, r);
+	uv_timer_start(&f->defer_timer, on_defer, 0, 0);
+}
+
 void
 sts_fetch_policy(struct sts_fetcher *f, const char *domain, const char *const *addrs,
 		 size_t n_addrs, sts_fetch_cb cb, void *arg)
@@ -912,18 +1111,39 @@ sts_fetch_policy(struct sts_fetcher *f, const char *domain, const char *const *a
 	r->f = f;
 	r->cb = cb;
 	r->arg = arg;
-	sts_buf_init(&r->body, STS_POLICY_MAX);
-	if (req_setup(r, domain, addrs, n_addrs)) {
-		CURLMcode mc = curl_multi_add_handle(f->multi, r->easy);
-		if (mc == CURLM_OK) {
-			list_push(&f->active, r);
-			f->requests++;
-			return;
-		}
-		res_set(r, STS_FETCH_INTERNAL, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+	r->verify = true;
+	req_start(r, domain, addrs, n_addrs);
+}
+
+void
+sts_fetch_probe(struct sts_fetcher *f, const char *domain, const char *addr, bool verify,
+		sts_fetch_probe_cb cb, void *arg)
+{
+	uint64_t t0 = uv_hrtime();
+	struct fetch_req *r = calloc(1, sizeof *r);
+	if (r == NULL || f->closing) {
+		/* As in sts_fetch_policy; the address is the caller's, valid
+		 * for the duration of this call. */
+		struct sts_fetch_probe p;
+		memset(&p, 0, sizeof p);
+		p.r.error = STS_FETCH_INTERNAL;
+		snprintf(p.r.message, sizeof p.r.message, "%s",
+			 r == NULL ? "out of memory" : "cancelled");
+		p.addr = addr != NULL ? addr : "";
+		p.verified = verify;
+		free(r);
+		cb(arg, &p);
+		return;
 	}
-	list_push(&f->failed, r);
-	uv_timer_start(&f->defer_timer, on_defer, 0, 0);
+	r->f = f;
+	r->pcb = cb;
+	r->arg = arg;
+	r->verify = verify;
+	r->t0 = t0;
+	/* Too long to be an address: req_setup refuses it from the original. */
+	if (addr != NULL)
+		copy_printable(r->addr, sizeof r->addr, addr, strlen(addr));
+	req_start(r, domain, addr != NULL ? &addr : NULL, addr != NULL ? 1 : 0);
 }
 
 unsigned long

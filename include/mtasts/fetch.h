@@ -83,12 +83,15 @@ struct sts_fetch_probe {
 	struct sts_fetch_result r;   /* verdict, message, status, body, type, location */
 	const char *addr;            /* the address probed */
 	bool verified;               /* the probe verified the chain and name */
-	char tls_version[16];        /* "TLSv1.3"; "" when no handshake completed */
-	char cipher[64];
-	bool have_cert;              /* leaf certificate details below are set */
-	char cert_subject[256];
-	char cert_issuer[256];
-	char cert_sans[1024];        /* DNS names, comma separated */
+	char tls_version[16];        /* "TLSv1.3"; "" when no handshake completed (a
+				      * chain or date failure aborts it; a name
+				      * mismatch is found after it, so has one) */
+	char cipher[64];             /* OpenSSL's name, "TLS_AES_256_GCM_SHA384" */
+	bool have_cert;              /* leaf certificate details below are set, also
+				      * when verification failed on it */
+	char cert_subject[256];      /* RFC 2253: "CN=mta-sts.example.com" */
+	char cert_issuer[256];       /* RFC 2253: "CN=R3,O=Let's Encrypt,C=US" */
+	char cert_sans[1024];        /* DNS names, ", " between them; ", ..." when cut */
 	int64_t cert_not_before;     /* unix seconds */
 	int64_t cert_not_after;
 	double seconds;              /* wall time of the request */

@@ -9,8 +9,10 @@
  * certificate, a refused connection, a TLS 1.1-only server, and requests
  * that never reach curl. nginx's access log proves what went over the wire:
  * the path, Host and SNI, no conditional or compression headers, and
- * exactly one request for a redirect. Then cancellation, including a free
- * from inside a callback.
+ * exactly one request for a redirect. Then diagnostic probes
+ * (sts_fetch_probe) of single addresses, whose TLS and certificate details
+ * are compared with what `openssl x509` says about the test's own files, and
+ * cancellation, including a free from inside a callback.
  *
  * The *_proxy environment variables point at a dead address throughout, so
  * a fetch that honoured them would fail. nginx or openssl missing is a
@@ -23,6 +25,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>   /* only for curl_global_cleanup at exit (LeakSanitizer) */
@@ -718,6 +722,300 @@ run_cases(uv_loop_t *loop, const char *ca, bool with_tls11)
 		free(cases[i].body);
 }
 
+/* ---- probes --------------------------------------------------------------- */
+
+/* The output of a shell command run in tmpdir, trailing newlines removed
+ * (owned by the caller), or NULL. */
+static char *
+sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *
+sh_out(const char *fmt, ...)
+{
+	char cmd[1024], *out = NULL;
+	int n = snprintf(cmd, sizeof cmd, "cd '%s' && ", tmpdir);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
+	va_end(ap);
+	FILE *fp = popen(cmd, "r");
+	if (fp == NULL)
+		return NULL;
+	size_t cap = 0, len = 0;
+	char buf[512];
+	size_t r;
+	while ((r = fread(buf, 1, sizeof buf, fp)) > 0) {
+		char *nb = realloc(out, cap = len + r + 1);
+		if (nb == NULL)
+			break;
+		out = nb;
+		memcpy(out + len, buf, r);
+		len += r;
+		out[len] = '\0';
+	}
+	if (pclose(fp) != 0 || out == NULL) {
+		free(out);
+		return NULL;
+	}
+	(void)cap;
+	while (len > 0 && out[len - 1] == '\n')
+		out[--len] = '\0';
+	return out;
+}
+
+/* What `openssl x509` says about the test certificate <name>.crt. */
+struct certinfo {
+	char *subject, *issuer, *sans;   /* RFC 2253 names; "a, b" DNS names */
+	long long not_before, not_after;
+};
+
+static void
+certinfo_read(struct certinfo *ci, const char *name)
+{
+	char *s;
+	memset(ci, 0, sizeof ci[0]);
+	ci->subject = sh_out("openssl x509 -in %s.crt -noout -subject -nameopt RFC2253 | "
+			     "sed 's/^subject=//'", name);
+	ci->issuer = sh_out("openssl x509 -in %s.crt -noout -issuer -nameopt RFC2253 | "
+			    "sed 's/^issuer=//'", name);
+	ci->sans = sh_out("openssl x509 -in %s.crt -noout -ext subjectAltName | tail -n +2 | "
+			  "sed 's/^ *//; s/DNS://g'", name);
+	s = sh_out("date -u -d \"$(openssl x509 -in %s.crt -noout -startdate | cut -d= -f2)\" "
+		   "+%%s", name);
+	ci->not_before = s != NULL ? atoll(s) : -1;
+	free(s);
+	s = sh_out("date -u -d \"$(openssl x509 -in %s.crt -noout -enddate | cut -d= -f2)\" "
+		   "+%%s", name);
+	ci->not_after = s != NULL ? atoll(s) : -1;
+	free(s);
+	if (ci->subject == NULL || ci->issuer == NULL || ci->sans == NULL ||
+	    ci->not_before <= 0 || ci->not_after <= 0)
+		bail("openssl x509 / date could not read %s.crt", name);
+}
+
+static void
+certinfo_free(struct certinfo *ci)
+{
+	free(ci->subject);
+	free(ci->issuer);
+	free(ci->sans);
+}
+
+/* The probe's certificate is exactly the one in <name>.crt. */
+static bool
+cert_matches(const struct sts_fetch_probe *p, const struct certinfo *ci)
+{
+	return p->have_cert && strcmp(p->cert_subject, ci->subject) == 0 &&
+	       strcmp(p->cert_issuer, ci->issuer) == 0 && strcmp(p->cert_sans, ci->sans) == 0 &&
+	       p->cert_not_before == ci->not_before && p->cert_not_after == ci->not_after;
+}
+
+struct pcase {
+	const char *domain;
+	const char *addr;
+	bool verify;
+	enum sts_fetch_error want;
+	/* filled by the callback */
+	unsigned calls;
+	bool starting, during_start;
+	struct sts_fetch_probe p;    /* copy; p.r.body and p.addr cleared */
+	char addr_seen[64];
+	char *body;
+};
+
+#define PCASE(d, a, v, w) { .domain = (d), .addr = (a), .verify = (v), .want = (w) }
+static struct pcase pcases[] = {
+	PCASE("ok.test", IP_MAIN, true, STS_FETCH_OK),
+	PCASE("expired.test", IP_MAIN, true, STS_FETCH_TLS_EXPIRED),
+	PCASE("expired.test", IP_MAIN, false, STS_FETCH_OK),
+	PCASE("future.test", IP_MAIN, true, STS_FETCH_TLS_EXPIRED),
+	PCASE("untrusted.test", IP_MAIN, true, STS_FETCH_TLS_UNTRUSTED),
+	PCASE("untrusted.test", IP_MAIN, false, STS_FETCH_OK),
+	PCASE("wrongname.test", IP_MAIN, true, STS_FETCH_TLS_NAME),
+	PCASE("notfound.test", IP_MAIN, true, STS_FETCH_HTTP_STATUS),
+	PCASE("redirect.test", IP_MAIN, false, STS_FETCH_REDIRECT),
+	PCASE("big.test", IP_MAIN, false, STS_FETCH_TOO_LARGE),
+	PCASE("refused.test", IP_DEAD, true, STS_FETCH_CONNECT),
+	PCASE("badaddr.test", "300.1.2.3", true, STS_FETCH_INTERNAL),
+};
+#define N_PCASES (sizeof pcases / sizeof pcases[0])
+
+static unsigned ppending;
+
+static void
+on_probe(void *arg, const struct sts_fetch_probe *p)
+{
+	struct pcase *c = arg;
+	c->calls++;
+	c->during_start = c->starting;
+	c->p = *p;
+	c->p.r.body = NULL;
+	c->p.addr = NULL;
+	snprintf(c->addr_seen, sizeof c->addr_seen, "%s", p->addr != NULL ? p->addr : "(null)");
+	if (p->r.body != NULL) {
+		c->body = malloc(p->r.body_len + 1);
+		memcpy(c->body, p->r.body, p->r.body_len);
+		c->body[p->r.body_len] = '\0';
+	}
+	ppending--;
+}
+
+static struct pcase *
+find_pcase(const char *domain, bool verify)
+{
+	for (size_t i = 0; i < N_PCASES; i++)
+		if (strcmp(pcases[i].domain, domain) == 0 && pcases[i].verify == verify)
+			return &pcases[i];
+	bail("no probe case %s", domain);
+}
+
+static bool
+tls12_or_13(const char *v)
+{
+	return strcmp(v, "TLSv1.2") == 0 || strcmp(v, "TLSv1.3") == 0;
+}
+
+static void
+run_probes(uv_loop_t *loop, const char *ca)
+{
+	struct sts_fetcher *f = NULL;
+	char err[256];
+	struct sts_fetch_opts opts = { .ca_file = ca, .timeout_ms = 10000 };
+	if (sts_fetcher_new(loop, &opts, &f, err, sizeof err) != 0)
+		bail("sts_fetcher_new: %s", err);
+	struct certinfo good, expired, future, untrusted, other;
+	certinfo_read(&good, "good");
+	certinfo_read(&expired, "expired");
+	certinfo_read(&future, "future");
+	certinfo_read(&untrusted, "untrusted");
+	certinfo_read(&other, "other");
+
+	unsigned long started = 0;
+	for (size_t i = 0; i < N_PCASES; i++) {
+		struct pcase *c = &pcases[i];
+		ppending++;
+		c->starting = true;
+		sts_fetch_probe(f, c->domain, c->addr, c->verify, on_probe, c);
+		c->starting = false;
+		if (c->want != STS_FETCH_INTERNAL)
+			started++;
+	}
+	uv_run(loop, UV_RUN_DEFAULT);
+	ok(ppending == 0, "probes: every probe answered");
+	ok(sts_fetch_requests(f) == started, "probes: sts_fetch_requests counts probes (%lu of %lu)",
+	   sts_fetch_requests(f), started);
+	sts_fetcher_free(&f);
+	uv_run(loop, UV_RUN_DEFAULT);
+
+	time_t now = time(NULL);
+	for (size_t i = 0; i < N_PCASES; i++) {
+		struct pcase *c = &pcases[i];
+		const struct sts_fetch_probe *p = &c->p;
+		bool good_case = c->calls == 1 && !c->during_start && p->r.error == c->want &&
+				 p->verified == c->verify && strcmp(c->addr_seen, c->addr) == 0;
+		ok(good_case, "probe %s verify=%s: %s, one callback from the loop, addr and "
+		   "verified reported", c->domain, c->verify ? "on" : "off",
+		   sts_fetch_error_code(c->want));
+		printf("# %s%s [%s] %s verify=%d: %s | %s %s | subject=%s issuer=%s sans=%s "
+		       "nb=%lld na=%lld %.3f s\n", good_case ? "" : "GOT ", c->domain, c->addr_seen,
+		       sts_fetch_error_code(p->r.error), (int)p->verified, p->r.message,
+		       p->tls_version, p->cipher, p->cert_subject, p->cert_issuer,
+		       p->cert_sans[0] ? p->cert_sans : "-", (long long)p->cert_not_before,
+		       (long long)p->cert_not_after, p->seconds);
+	}
+
+	struct pcase *c = find_pcase("ok.test", true);
+	ok(c->body != NULL && strcmp(c->body, POLICY) == 0 && c->p.r.body_len == strlen(POLICY) &&
+	   c->p.r.http_status == 200 && strcmp(c->p.r.content_type, "text/plain") == 0,
+	   "probe ok.test: status 200, text/plain, the policy byte for byte");
+	ok(tls12_or_13(c->p.tls_version) && c->p.cipher[0] != '\0',
+	   "probe ok.test: TLS version %s, cipher %s", c->p.tls_version, c->p.cipher);
+	ok(cert_matches(&c->p, &good),
+	   "probe ok.test: subject, issuer, SANs and dates are those of good.crt");
+	ok(strcmp(c->p.cert_subject, "CN=mta-sts.ok.test") == 0 &&
+	   strstr(c->p.cert_sans, "mta-sts.ok.test") != NULL &&
+	   strcmp(c->p.cert_issuer, "CN=mtasts test CA") == 0,
+	   "probe ok.test: subject CN=mta-sts.ok.test, SAN mta-sts.ok.test, issuer the test CA");
+	ok(c->p.cert_not_before <= now && c->p.cert_not_after > now,
+	   "probe ok.test: valid now (not_after %lld in the future)",
+	   (long long)c->p.cert_not_after);
+	ok(c->p.seconds > 0 && c->p.seconds < 10, "probe ok.test: wall time %.3f s", c->p.seconds);
+
+	c = find_pcase("expired.test", true);
+	ok(cert_matches(&c->p, &expired) && c->p.cert_not_before == 1577836800 &&
+	   c->p.cert_not_after == 1580515200 && c->p.cert_not_after < now,
+	   "probe expired.test verified: the failed handshake still reports the certificate "
+	   "(valid 2020-01-01 to 2020-02-01)");
+	ok(c->p.tls_version[0] == '\0' && c->p.cipher[0] == '\0' && c->body == NULL &&
+	   c->p.r.http_status == 0,
+	   "probe expired.test verified: no TLS version or cipher (handshake aborted), no body");
+	c = find_pcase("expired.test", false);
+	ok(c->body != NULL && strcmp(c->body, POLICY) == 0 && cert_matches(&c->p, &expired) &&
+	   c->p.cert_not_after < now && tls12_or_13(c->p.tls_version),
+	   "probe expired.test unverified: policy fetched, expired certificate and %s reported",
+	   c->p.tls_version);
+	c = find_pcase("future.test", true);
+	ok(cert_matches(&c->p, &future) && c->p.cert_not_before > now,
+	   "probe future.test verified: not_before %lld in the future",
+	   (long long)c->p.cert_not_before);
+	c = find_pcase("untrusted.test", true);
+	ok(cert_matches(&c->p, &untrusted) &&
+	   strcmp(c->p.cert_issuer, "CN=mtasts untrusted CA") == 0,
+	   "probe untrusted.test verified: issuer is the untrusted CA (%s)", c->p.cert_issuer);
+	c = find_pcase("untrusted.test", false);
+	ok(c->body != NULL && cert_matches(&c->p, &untrusted),
+	   "probe untrusted.test unverified: policy fetched, certificate reported");
+	c = find_pcase("wrongname.test", true);
+	ok(cert_matches(&c->p, &other) && strcmp(c->p.cert_sans, "mta-sts.other.test") == 0 &&
+	   strstr(c->p.r.message, "mta-sts.wrongname.test") != NULL,
+	   "probe wrongname.test: SANs show the other name (%s)", c->p.cert_sans);
+	ok(tls12_or_13(c->p.tls_version) && c->p.cipher[0] != '\0' && c->body == NULL,
+	   "probe wrongname.test: the handshake completed before the name check (%s), no body",
+	   c->p.tls_version);
+	c = find_pcase("notfound.test", true);
+	ok(c->p.r.http_status == 404 && c->body == NULL && cert_matches(&c->p, &good),
+	   "probe notfound.test: status 404, no body, certificate reported");
+	c = find_pcase("redirect.test", false);
+	ok(c->p.r.http_status == 301 &&
+	   strcmp(c->p.r.location, "https://mta-sts.ok.test/.well-known/mta-sts.txt") == 0 &&
+	   c->body == NULL, "probe redirect.test unverified: the redirect is reported, not followed");
+	c = find_pcase("big.test", false);
+	ok(c->body == NULL && strstr(c->p.r.message, "70000") != NULL,
+	   "probe big.test unverified: the size cap holds");
+	c = find_pcase("refused.test", true);
+	ok(!c->p.have_cert && c->p.tls_version[0] == '\0' && c->p.cipher[0] == '\0' &&
+	   c->p.cert_subject[0] == '\0' && strstr(c->p.r.message, IP_DEAD ":443") != NULL,
+	   "probe refused.test: connect error, no TLS or certificate details");
+	c = find_pcase("badaddr.test", true);
+	ok(!c->p.have_cert && strstr(c->p.r.message, "invalid address") != NULL,
+	   "probe badaddr.test: refused before curl, answered from the loop");
+	for (size_t i = 0; i < N_PCASES; i++)
+		free(pcases[i].body);
+
+	/* Cancelled: a probe stalled in curl and a probe that never reached it. */
+	struct pcase stall = PCASE("stall.test", IP_MAIN, true, STS_FETCH_INTERNAL);
+	struct pcase noaddr = PCASE("noaddr.test", NULL, true, STS_FETCH_INTERNAL);
+	if (sts_fetcher_new(loop, &opts, &f, err, sizeof err) != 0)
+		bail("sts_fetcher_new: %s", err);
+	ppending = 2;
+	sts_fetch_probe(f, stall.domain, stall.addr, stall.verify, on_probe, &stall);
+	sts_fetch_probe(f, noaddr.domain, noaddr.addr, noaddr.verify, on_probe, &noaddr);
+	bool none_yet = stall.calls == 0 && noaddr.calls == 0;
+	sts_fetcher_free(&f);
+	uv_run(loop, UV_RUN_DEFAULT);
+	ok(none_yet && stall.calls == 1 && stall.p.r.error == STS_FETCH_INTERNAL &&
+	   strcmp(stall.p.r.message, "cancelled") == 0 && strcmp(stall.addr_seen, IP_MAIN) == 0 &&
+	   noaddr.calls == 1 && noaddr.p.r.error == STS_FETCH_INTERNAL,
+	   "sts_fetcher_free cancels probes: one callback each, fetch.internal 'cancelled'");
+	free(stall.body);
+	free(noaddr.body);
+	certinfo_free(&good);
+	certinfo_free(&expired);
+	certinfo_free(&future);
+	certinfo_free(&untrusted);
+	certinfo_free(&other);
+}
+
 /* ---- cancellation ------------------------------------------------------ */
 
 struct cancel_state {
@@ -869,6 +1167,7 @@ main(void)
 	char ca[512];
 	snprintf(ca, sizeof ca, "%s", tpath("ca.crt"));
 	run_cases(&loop, ca, with_tls11);
+	run_probes(&loop, ca);
 	run_cancel(&loop, ca);
 	int lc = uv_loop_close(&loop);
 	ok(lc == 0, "uv_loop_close: every handle closed (%s)", lc == 0 ? "ok" : uv_strerror(lc));
