@@ -61,8 +61,9 @@ int
 sts_mx_pattern_check(const char *p, size_t len, unsigned flags,
 		     char out[STS_HOST_MAX + 1], struct sts_diags *d, struct sts_pos pos)
 {
-	char got[96];
-	sts_escape(p, len, got, sizeof got);
+	/* The escaped pattern is built only when a message needs it. */
+	char got_buf[96];
+#define got (sts_escape(p, len, got_buf, sizeof got_buf))
 	out[0] = '\0';
 
 	if (len == 0) {
@@ -192,7 +193,8 @@ sts_mx_pattern_check(const char *p, size_t len, unsigned flags,
 			    "mx '%s': a label may not begin or end with '-'", got);
 			return STS_EINVAL;
 		}
-		if (ll > 4 && strncasecmp(p + label, "xn--", 4) == 0) {
+		if (ll > 4 && (p[label] | 0x20) == 'x' && (p[label + 1] | 0x20) == 'n' &&
+		    p[label + 2] == '-' && p[label + 3] == '-') {
 			char lab[STS_LABEL_MAX + 1];
 			memcpy(lab, p + label, ll);
 			lab[ll] = '\0';
@@ -231,6 +233,7 @@ sts_mx_pattern_check(const char *p, size_t len, unsigned flags,
 	out[o] = '\0';
 	return strict_violation ? STS_EINVAL : STS_OK;
 }
+#undef got
 
 int
 sts_host_normalize(const char *host, size_t len, char out[STS_HOST_MAX + 1])

@@ -183,8 +183,8 @@ static int
 field_ext(struct pctx *c, const unsigned char *k, size_t kl, const unsigned char *v, size_t vl,
 	  size_t key_off, size_t v_off)
 {
-	char key[64];
-	sts_escape(k, kl, key, sizeof key);
+	char key_buf[64];
+#define key (sts_escape(k, kl, key_buf, sizeof key_buf))
 	if (vl == 0) {
 		sts_diags_add(c->d, STS_SEV_ERROR, "policy.ext.empty_value", "20", AT(v_off),
 			      "field '%s' has no value: give one or remove the line", key);
@@ -237,6 +237,7 @@ field_ext(struct pctx *c, const unsigned char *k, size_t kl, const unsigned char
 		return STS_ENOMEM;
 	c->p->n_ext++;
 	return STS_OK;
+#undef key
 }
 
 static int
