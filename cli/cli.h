@@ -24,6 +24,7 @@ int cmd_match(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_query(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 /* Reads a whole file ("-" = stdin) into b (whose ceiling bounds the read).
  * On failure prints "mta-sts: PATH: reason" to stderr and returns false. */

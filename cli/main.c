@@ -16,6 +16,7 @@ static const struct command commands[] = {
 	{ "generate", cmd_generate, "write a policy file and the TXT record that announces it" },
 	{ "publish", cmd_publish, "publish a policy with a correctly managed id" },
 	{ "query", cmd_query, "show the policy a sending MTA applies now for a domain" },
+	{ "check", cmd_check, "audit a domain's MTA-STS, TLSRPT and MX TLS setup" },
 };
 
 static void

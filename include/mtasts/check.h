@@ -16,7 +16,9 @@
 #include <mtasts/dns.h>
 #include <mtasts/fetch.h>
 #include <mtasts/log.h>
+#include <mtasts/mx.h>
 #include <mtasts/smtp.h>
+#include <mtasts/txt.h>
 
 enum sts_check_status {
 	STS_CHECK_PASS = 0,
