@@ -59,6 +59,11 @@ struct job {
 	char code[48];                 /* why no policy / why not refreshed */
 	char message[512];
 	const char *tlsrpt;
+
+	/* sts_engine_free answered the waiters while an I/O call (cache get,
+	 * TXT, addresses or fetch: one at a time) still held the job. e is
+	 * then NULL and the job is freed when that call returns. */
+	bool orphan;
 };
 
 struct sts_engine {
@@ -239,7 +244,21 @@ finish(struct job *j, const struct sts_lookup_result *r)
 	job_unlink(j);
 	for (struct waiter *w = j->waiters; w != NULL; w = w->next)
 		w->cb(w->arg, r);
+	if (j->orphan)
+		j->e = NULL;   /* freed by reaped() when its I/O call returns */
+	else
+		job_free(j);
+}
+
+/* True (and the job freed) when the engine is gone: every I/O callback
+ * asks first. */
+static bool
+reaped(struct job *j)
+{
+	if (j->e != NULL)
+		return false;
 	job_free(j);
+	return true;
 }
 
 static void
@@ -362,6 +381,8 @@ static void
 on_txt(void *arg, const struct sts_dns_answer *ans)
 {
 	struct job *j = arg;
+	if (reaped(j))
+		return;
 	struct sts_engine *e = j->e;
 
 	if (ans->rcode == STS_DNS_TEMPFAIL) {
@@ -430,6 +451,8 @@ static void
 on_addrs(void *arg, const struct sts_dns_answer *ans)
 {
 	struct job *j = arg;
+	if (reaped(j))
+		return;
 	struct sts_engine *e = j->e;
 	char msg[300];
 	if (ans->rcode == STS_DNS_TEMPFAIL) {
@@ -452,6 +475,8 @@ static void
 on_fetch(void *arg, const struct sts_fetch_result *res)
 {
 	struct job *j = arg;
+	if (reaped(j))
+		return;
 	struct sts_engine *e = j->e;
 	if (res->error != STS_FETCH_OK) {
 		fetch_failed(j, res->error, res->message);
@@ -506,6 +531,8 @@ static void
 on_cache_get(void *arg, int status, const struct sts_cache_entry *ent)
 {
 	struct job *j = arg;
+	if (reaped(j))
+		return;
 	struct sts_engine *e = j->e;
 	int64_t now = now_of(e);
 
@@ -584,8 +611,10 @@ sts_engine_free(struct sts_engine **ep)
 		return;
 	struct sts_engine *e = *ep;
 	while (e->jobs != NULL) {
+		/* Every job in flight waits for one I/O call, which holds it. */
 		struct job *j = e->jobs;
 		set_error(j, "internal", NULL, "shutting down");
+		j->orphan = true;
 		finish_status(j, STS_LOOKUP_TEMPFAIL);
 	}
 	memo_clear(&e->negative);

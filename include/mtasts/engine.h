@@ -72,7 +72,11 @@ typedef void (*sts_lookup_cb)(void *arg, const struct sts_lookup_result *r);
 struct sts_engine;
 
 int sts_engine_new(const struct sts_engine_opts *opts, struct sts_engine **out);
-/* Pending lookups complete with TEMPFAIL "shutting down"; *e becomes NULL. */
+/* Pending lookups complete with TEMPFAIL "shutting down"; *e becomes NULL.
+ * A DNS query, fetch or cache get still in flight keeps its small job
+ * record until it calls back (sts_dns_free and sts_fetcher_free call back
+ * with "cancelled"), so those may be freed before or after the engine;
+ * I/O seams in struct sts_engine_io must likewise call back eventually. */
 void sts_engine_free(struct sts_engine **e);
 
 /* Looks up the policy in force for domain (any case, trailing dot, U-labels). */

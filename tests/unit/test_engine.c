@@ -455,6 +455,47 @@ test_policy_host_dns(void **state)
 	assert_int_equal(f->w.fetches, 0);
 }
 
+/* sts_engine_free with I/O in flight: the lookups are answered at once;
+ * the calls still out answer later (sts_dns_free and sts_fetcher_free
+ * answer "cancelled") and must neither touch freed memory (ASan) nor
+ * start more I/O nor answer again. */
+static void
+answer_head(struct world *w)
+{
+	struct pending p = w->q[0];
+	memmove(w->q, w->q + 1, (w->nq - 1) * sizeof w->q[0]);
+	w->nq--;
+	if (p.kind == 0) answer_txt(w, p.dcb, p.arg);
+	else if (p.kind == 1) answer_addrs(w, p.dcb, p.arg);
+	else answer_fetch(w, p.fcb, p.arg);
+}
+
+static void
+test_free_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	f->w.defer = true;
+	f->calls = 0;
+	sts_engine_lookup(f->e, "example.com", on_result, f);   /* [txt] */
+	sts_engine_lookup(f->e, "example.net", on_result, f);   /* [txt, txt] */
+	sts_engine_lookup(f->e, "example.org", on_result, f);   /* [txt, txt, txt] */
+	answer_head(&f->w);   /* example.com: [txt, txt, addrs] */
+	answer_head(&f->w);   /* example.net: [txt, addrs, addrs] */
+	answer_head(&f->w);   /* example.org: [addrs, addrs, addrs] */
+	answer_head(&f->w);   /* example.com: [addrs, addrs, fetch] */
+	assert_int_equal(f->w.fetches, 1);
+	assert_int_equal(f->calls, 0);
+	sts_engine_free(&f->e);
+	assert_null(f->e);
+	assert_int_equal(f->calls, 3);
+	assert_int_equal(f->status, STS_LOOKUP_TEMPFAIL);
+	assert_string_equal(f->code, "internal");
+	pump(&f->w);          /* two address answers and the fetch, to freed lookups */
+	assert_int_equal(f->calls, 3);
+	assert_int_equal(f->w.fetches, 1);
+	assert_int_equal(f->w.nq, 0);
+}
+
 int
 main(void)
 {
@@ -474,6 +515,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_domains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_host_dns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_in_flight, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
