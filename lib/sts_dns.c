@@ -1,11 +1,12 @@
-/* sts_dns.c: asynchronous DNS (TXT, A + AAAA) through c-ares on a libuv
- * loop; the only file that includes <ares.h>.
+/* sts_dns.c: asynchronous DNS (TXT, A + AAAA, MX, TLSA) through c-ares on
+ * a libuv loop; with sts_dns_wire.c (the raw answer: CNAME chains, TLSA,
+ * MX), the only files that include <ares.h>.
  *
  * c-ares says which sockets it wants watched (ARES_OPT_SOCK_STATE_CB): each
  * gets a uv_poll_t. One uv_timer_t, re-armed from ares_timeout() after every
  * call into c-ares, drives retries and timeouts.
  *
- * Callbacks never run inside sts_dns_txt()/sts_dns_addrs(): a query that
+ * Callbacks never run inside sts_dns_txt() and the like: a query that
  * c-ares fails at once (bad name) is answered from a zero timer. Only
  * running out of memory for the query itself answers at once.
  * sts_dns_free() may be called from a callback: the teardown then waits
@@ -35,6 +36,8 @@
 
 #include <mtasts/dns.h>
 
+#include "sts_dns_wire.h"
+
 #define DNS_TIMEOUT_MS_DEFAULT 1500u
 #define DNS_TRIES_DEFAULT 3u
 #define DNS_DETAIL_MAX 512
@@ -49,14 +52,24 @@ struct dns_poll {
 	struct dns_poll *next;     /* in dns->polls while watched */
 };
 
-/* One c-ares query of a lookup: the TXT query, or the A (0) or AAAA (1)
- * query of an address lookup. */
+/* What a lookup asks for. */
+enum dns_kind {
+	KIND_TXT,
+	KIND_ADDRS,        /* A + AAAA: two c-ares queries */
+	KIND_MX,
+	KIND_TLSA,
+};
+
+/* One c-ares query of a lookup: the TXT, MX or TLSA query, or the A (0) or
+ * AAAA (1) query of an address lookup. */
 struct dns_part {
 	int status;                         /* ares status of the query */
 	int timeouts;                       /* tries that timed out */
 	unsigned server_rcode;              /* last SERVFAIL/REFUSED/NOTIMP seen, or 0 */
 	char (*addrs)[INET6_ADDRSTRLEN];    /* owned, n entries (A/AAAA) */
 	size_t n;
+	/* The CNAME chain of the answer (and its TLSA records), owned. */
+	struct sts_wire_answer wire;
 };
 
 /* A lookup in flight: owns the copy of the name and the parsed result until
@@ -65,7 +78,7 @@ struct dns_query {
 	struct sts_dns *dns;
 	sts_dns_cb cb;
 	void *arg;
-	bool is_addrs;
+	enum dns_kind kind;
 	bool starting;             /* inside sts_dns_txt/addrs: defer the answer */
 	unsigned pending;          /* c-ares queries not yet called back */
 	struct dns_query *next;    /* in dns->deferred */
@@ -81,6 +94,8 @@ struct dns_query {
 	struct dns_part part[2];
 	const char **addr_ptrs;
 	size_t n_addrs;
+	/* MX: sorted, hosts in c-ares' data. TLSA: in part[0].wire. */
+	struct sts_wire_mx mx;
 	char name[];
 };
 
@@ -120,6 +135,29 @@ ares_cause(int status)
 	case ARES_ECANCELLED:
 	case ARES_EDESTRUCTION: return "cancelled";
 	default:                return ares_strerror(status);
+	}
+}
+
+static const char *
+kind_name(enum dns_kind kind)
+{
+	switch (kind) {
+	case KIND_TXT:   return "TXT";
+	case KIND_ADDRS: return "A/AAAA";
+	case KIND_MX:    return "MX";
+	case KIND_TLSA:  return "TLSA";
+	}
+	return "?";
+}
+
+/* The query type of a one-query lookup. */
+static int
+kind_qtype(enum dns_kind kind)
+{
+	switch (kind) {
+	case KIND_MX:   return (int)STS_WIRE_TYPE_MX;
+	case KIND_TLSA: return (int)STS_WIRE_TYPE_TLSA;
+	default:        return ns_t_txt;
 	}
 }
 
@@ -186,9 +224,12 @@ query_free(struct dns_query *q)
 		ares_free_data(q->txt);
 	free(q->rrs);
 	free(q->strings);
-	for (size_t i = 0; i < 2; i++)
+	for (size_t i = 0; i < 2; i++) {
 		free(q->part[i].addrs);
+		sts_wire_answer_clear(&q->part[i].wire);
+	}
 	free(q->addr_ptrs);
+	sts_wire_mx_clear(&q->mx);
 	free(q);
 }
 
@@ -206,6 +247,21 @@ query_deliver(struct dns_query *q)
 		ans.rrs = q->n_rrs ? q->rrs : NULL;
 		ans.n_addrs = q->n_addrs;
 		ans.addrs = q->n_addrs ? q->addr_ptrs : NULL;
+		ans.n_mx = q->mx.n_mx;
+		ans.mx = q->mx.n_mx ? q->mx.mx : NULL;
+		ans.n_tlsa = q->part[0].wire.n_tlsa;
+		ans.tlsa = ans.n_tlsa ? q->part[0].wire.tlsa : NULL;
+	}
+	/* The chain also explains a NODATA or NXDOMAIN (a CNAME to a name
+	 * without the record, or to nowhere). Addresses: the A answer's, or
+	 * the AAAA answer's when the A answer had none. */
+	if (q->rcode != STS_DNS_TEMPFAIL) {
+		const struct sts_wire_answer *w = &q->part[0].wire;
+
+		if (q->kind == KIND_ADDRS && w->n_cnames == 0)
+			w = &q->part[1].wire;
+		ans.n_cnames = w->n_cnames;
+		ans.cnames = w->n_cnames ? (const char *const *)w->cnames : NULL;
 	}
 	q->cb(q->arg, &ans);
 	query_free(q);
@@ -274,8 +330,7 @@ static void
 query_cancelled(struct dns_query *q)
 {
 	q->rcode = STS_DNS_TEMPFAIL;
-	snprintf(q->detail, sizeof q->detail, "%s %s: cancelled", q->name,
-		 q->is_addrs ? "A/AAAA" : "TXT");
+	snprintf(q->detail, sizeof q->detail, "%s %s: cancelled", q->name, kind_name(q->kind));
 }
 
 /* ---- server answers c-ares does not report ---------------------------- */
@@ -329,11 +384,11 @@ note_server_rcode(struct sts_dns *dns, const unsigned char *m, size_t n)
 	for (struct dns_query *q = dns->active; q; q = q->next_active) {
 		if (!name_eq(q->name, qname, at))
 			continue;
-		if (!q->is_addrs && qtype == ns_t_txt)
+		if (q->kind != KIND_ADDRS && qtype == (unsigned)kind_qtype(q->kind))
 			q->part[0].server_rcode = rcode;
-		else if (q->is_addrs && qtype == ns_t_a)
+		else if (q->kind == KIND_ADDRS && qtype == ns_t_a)
 			q->part[0].server_rcode = rcode;
-		else if (q->is_addrs && qtype == ns_t_aaaa)
+		else if (q->kind == KIND_ADDRS && qtype == ns_t_aaaa)
 			q->part[1].server_rcode = rcode;
 	}
 }
@@ -453,25 +508,81 @@ txt_parse(struct dns_query *q, const unsigned char *abuf, int alen)
 	return ARES_SUCCESS;
 }
 
+/* ---- the raw answer: CNAME chain, TLSA, MX ---------------------------- */
+
+/* Reads the CNAME chain (flags: and the TLSA records) of an answer whose
+ * ares status so far is status into part->wire. Returns the new status:
+ * a malformed answer is EBADRESP, no TLSA record ENODATA. A NODATA or
+ * NXDOMAIN answer keeps its status (the chain is then only lost if the
+ * rest of the answer is malformed). */
+static int
+wire_read(struct dns_part *part, int status, const unsigned char *abuf, int alen,
+	  unsigned flags)
+{
+	bool ok = status == ARES_SUCCESS;
+
+	if (!ok && status != ARES_ENODATA && status != ARES_ENOTFOUND)
+		return status;
+	if (!abuf || alen <= 0)
+		return ok ? ARES_EBADRESP : status;
+	switch (sts_wire_parse(abuf, (size_t)alen, flags, &part->wire)) {
+	case STS_WIRE_OK:
+		return status;
+	case STS_WIRE_NODATA:
+		return ok ? ARES_ENODATA : status;
+	case STS_WIRE_NOMEM:
+		return ARES_ENOMEM;
+	case STS_WIRE_BADRESP:
+	default:
+		return ok ? ARES_EBADRESP : status;
+	}
+}
+
+static int
+mx_parse(struct dns_query *q, const unsigned char *abuf, int alen)
+{
+	switch (sts_wire_mx(abuf, (size_t)alen, &q->mx)) {
+	case STS_WIRE_OK:     return ARES_SUCCESS;
+	case STS_WIRE_NODATA: return ARES_ENODATA;
+	case STS_WIRE_NOMEM:  return ARES_ENOMEM;
+	default:              return ARES_EBADRESP;
+	}
+}
+
+/* ---- one-query lookups: TXT, MX, TLSA --------------------------------- */
+
 static void
-txt_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+single_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	struct dns_query *q = arg;
 	struct dns_part *part = &q->part[0];
+	const char *kind = kind_name(q->kind);
 	char cause[128];
+	size_t n = 0;
 
 	q->pending--;
-	if (status == ARES_SUCCESS)
-		status = abuf ? txt_parse(q, abuf, alen) : ARES_EBADRESP;
+	if (status == ARES_SUCCESS && (!abuf || alen <= 0))
+		status = ARES_EBADRESP;
+	if (status == ARES_SUCCESS && q->kind == KIND_TXT)
+		status = txt_parse(q, abuf, alen);
+	else if (status == ARES_SUCCESS && q->kind == KIND_MX)
+		status = mx_parse(q, abuf, alen);
+	status = wire_read(part, status, abuf, alen, q->kind == KIND_TLSA ? STS_WIRE_TLSA : 0);
 	part->status = status;
 	part->timeouts = timeouts;
 	q->rcode = ares_rcode(status);
+	if (q->kind == KIND_TXT)
+		n = q->n_rrs;
+	else if (q->kind == KIND_MX)
+		n = q->mx.n_mx;
+	else if (q->kind == KIND_TLSA)
+		n = part->wire.n_tlsa;
 	if (status == ARES_SUCCESS)
-		snprintf(q->detail, sizeof q->detail, "%s TXT: %zu record%s", q->name,
-			 q->n_rrs, q->n_rrs == 1 ? "" : "s");
+		snprintf(q->detail, sizeof q->detail, "%s %s: %zu record%s", q->name, kind, n,
+			 n == 1 ? "" : "s");
 	else {
 		part_cause(part, cause, sizeof cause);
-		snprintf(q->detail, sizeof q->detail, "%s TXT: %s", q->name, cause);
+		snprintf(q->detail, sizeof q->detail, "%s %s: %s", q->name, kind, cause);
 	}
 	query_complete(q);
 }
@@ -566,6 +677,7 @@ addr_done(struct dns_query *q, int idx, int status, int timeouts, const unsigned
 
 	if (status == ARES_SUCCESS)
 		status = abuf ? addr_parse(part, idx, abuf, alen) : ARES_EBADRESP;
+	status = wire_read(part, status, abuf, alen, 0);
 	part->status = status;
 	part->timeouts = timeouts;
 	if (--q->pending > 0)
@@ -1042,7 +1154,7 @@ sts_dns_free(struct sts_dns **pdns)
 
 /* Allocates a query for name, or answers cb at once if out of memory. */
 static struct dns_query *
-query_new(struct sts_dns *dns, const char *name, bool is_addrs, sts_dns_cb cb, void *arg)
+query_new(struct sts_dns *dns, const char *name, enum dns_kind kind, sts_dns_cb cb, void *arg)
 {
 	size_t len = name ? strlen(name) : 0;
 	struct dns_query *q = calloc(1, sizeof *q + len + 1);
@@ -1058,7 +1170,7 @@ query_new(struct sts_dns *dns, const char *name, bool is_addrs, sts_dns_cb cb, v
 	q->dns = dns;
 	q->cb = cb;
 	q->arg = arg;
-	q->is_addrs = is_addrs;
+	q->kind = kind;
 	if (len)
 		memcpy(q->name, name, len);
 	q->name[len] = '\0';
@@ -1071,8 +1183,8 @@ static void
 query_refuse(struct sts_dns *dns, struct dns_query *q, int status)
 {
 	q->rcode = ares_rcode(status);
-	snprintf(q->detail, sizeof q->detail, "%s %s: %s", q->name,
-		 q->is_addrs ? "A/AAAA" : "TXT", ares_cause(status));
+	snprintf(q->detail, sizeof q->detail, "%s %s: %s", q->name, kind_name(q->kind),
+		 ares_cause(status));
 	if (dns->torn_down && dns->depth == 0) {
 		query_deliver(q);
 		return;
@@ -1081,14 +1193,17 @@ query_refuse(struct sts_dns *dns, struct dns_query *q, int status)
 	query_complete(q);
 }
 
-void
-sts_dns_txt(struct sts_dns *dns, const char *name, sts_dns_cb cb, void *arg)
+/* Starts a lookup of kind: one c-ares query, or two for addresses. */
+static void
+query_start(struct sts_dns *dns, enum dns_kind kind, const char *name, sts_dns_cb cb,
+	    void *arg)
 {
-	struct dns_query *q = query_new(dns, name, false, cb, arg);
+	struct dns_query *q = query_new(dns, name, kind, cb, arg);
+	unsigned parts = kind == KIND_ADDRS ? 2 : 1;
 
 	if (!q)
 		return;
-	dns->queries++;
+	dns->queries += parts;
 	if (dns->free_requested) {
 		query_refuse(dns, q, ARES_ECANCELLED);
 		return;
@@ -1099,38 +1214,41 @@ sts_dns_txt(struct sts_dns *dns, const char *name, sts_dns_cb cb, void *arg)
 	}
 	enter(dns);
 	q->starting = true;
-	q->pending = 1;
+	q->pending = parts;
 	active_add(q);
-	ares_query(dns->channel, q->name, C_IN, T_TXT, txt_done, q);
+	if (kind == KIND_ADDRS) {
+		ares_query(dns->channel, q->name, C_IN, T_A, a_done, q);
+		ares_query(dns->channel, q->name, C_IN, T_AAAA, aaaa_done, q);
+	} else {
+		ares_query(dns->channel, q->name, C_IN, kind_qtype(kind), single_done, q);
+	}
 	/* q is alive: answers given during ares_query wait in the deferred list. */
 	q->starting = false;
 	leave(dns);
 }
 
 void
+sts_dns_txt(struct sts_dns *dns, const char *name, sts_dns_cb cb, void *arg)
+{
+	query_start(dns, KIND_TXT, name, cb, arg);
+}
+
+void
 sts_dns_addrs(struct sts_dns *dns, const char *name, sts_dns_cb cb, void *arg)
 {
-	struct dns_query *q = query_new(dns, name, true, cb, arg);
+	query_start(dns, KIND_ADDRS, name, cb, arg);
+}
 
-	if (!q)
-		return;
-	dns->queries += 2;
-	if (dns->free_requested) {
-		query_refuse(dns, q, ARES_ECANCELLED);
-		return;
-	}
-	if (q->name[0] == '\0') {
-		query_refuse(dns, q, ARES_EBADNAME);
-		return;
-	}
-	enter(dns);
-	q->starting = true;
-	q->pending = 2;
-	active_add(q);
-	ares_query(dns->channel, q->name, C_IN, T_A, a_done, q);
-	ares_query(dns->channel, q->name, C_IN, T_AAAA, aaaa_done, q);
-	q->starting = false;
-	leave(dns);
+void
+sts_dns_mx(struct sts_dns *dns, const char *name, sts_dns_cb cb, void *arg)
+{
+	query_start(dns, KIND_MX, name, cb, arg);
+}
+
+void
+sts_dns_tlsa(struct sts_dns *dns, const char *name, sts_dns_cb cb, void *arg)
+{
+	query_start(dns, KIND_TLSA, name, cb, arg);
 }
 
 unsigned long

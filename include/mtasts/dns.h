@@ -55,7 +55,11 @@ struct sts_dns_answer {
 	size_t n_tlsa;                    /* TLSA */
 	const struct sts_dns_tlsa *tlsa;
 	/* CNAMEs met in the answer, in chain order: cnames[0] is the queried
-	 * name's target, and so on (for TXT, A/AAAA, MX, TLSA answers). */
+	 * name's target, and so on (for TXT, A/AAAA, MX, TLSA answers). Also
+	 * given with NODATA and NXDOMAIN (a CNAME to a name without the
+	 * record, or to nowhere), never with TEMPFAIL. At most 16 links; a
+	 * loop ends with the link that closes it. A/AAAA: the A answer's
+	 * chain, or the AAAA answer's when the A answer had none. */
 	size_t n_cnames;
 	const char *const *cnames;
 };
@@ -82,7 +86,8 @@ void sts_dns_mx(struct sts_dns *dns, const char *name, sts_dns_cb cb, void *arg)
 /* TLSA records of name, e.g. "_25._tcp.mx.example.com" (DANE presence, rule 1). */
 void sts_dns_tlsa(struct sts_dns *dns, const char *name, sts_dns_cb cb, void *arg);
 
-/* Queries started so far (a TXT lookup counts 1, an address lookup 2). */
+/* Queries started so far (a TXT, MX or TLSA lookup counts 1, an address
+ * lookup 2). */
 unsigned long sts_dns_queries(const struct sts_dns *dns);
 
 #endif

@@ -8,7 +8,7 @@
  * unreachable, c-ares sees ECONNREFUSED at once); "hole" is a UDP socket
  * this program binds and never reads, so queries to it time out. "fake" is
  * a UDP responder on the test's own loop that answers SERVFAIL, REFUSED or
- * malformed TXT/A records no real server would send. */
+ * malformed TXT/A/MX/TLSA/CNAME records no real server would send. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -34,6 +34,7 @@
 #include <mtasts/dns.h>
 
 #define PORT 5300
+#define TLSA_HEX "0123456789abcdef0123456789abcdef00112233445566778899aabbccddeeff"
 
 static volatile pid_t knot_pid = -1;
 static char tmpdir[64];
@@ -312,8 +313,22 @@ write_config(void)
 	    "alias    CNAME _mta-sts\n"
 	    "alias2   CNAME alias\n"
 	    "dangling CNAME nowhere\n"
-	    "alias-a  CNAME aonly\n",
-	    (unsigned)time(NULL), live_ip, token);
+	    "alias-a  CNAME aonly\n"
+	    /* MX: sorted by preference, then host; a null MX; an MX host that
+	     * is a CNAME; MX records reached through a CNAME. */
+	    "mx2      MX 20 mail2\n"
+	    "mx2      MX 10 mail\n"
+	    "mx2      MX 20 backup\n"
+	    "nullmx   MX 0 .\n"
+	    "cnmx     MX 10 mxalias\n"
+	    "mxalias  CNAME mail\n"
+	    "mxvia    CNAME mx2\n"
+	    "mail     A 192.0.2.25\n"
+	    "mail     AAAA 2001:db8::25\n"
+	    /* TLSA: DANE-EE SPKI SHA-256, and through a CNAME. */
+	    "_25._tcp.mail TLSA 3 1 1 %s\n"
+	    "tlsalias CNAME _25._tcp.mail\n",
+	    (unsigned)time(NULL), live_ip, token, TLSA_HEX);
 	/* Over 512 bytes: knotd sets TC over UDP, c-ares retries over TCP. */
 	cat(&s, &len, "big      TXT");
 	for (int i = 0; i < 4; i++) {
@@ -470,6 +485,11 @@ fake_rr(unsigned char *out, size_t at, unsigned type, unsigned rdlength, const v
  *   short    rdlength 20 with 5 bytes of rdata, end of message
  *   overrun  a character-string longer than its RR
  *   shorta   an A RR with 3 bytes
+ *   badtlsa  a TLSA RR with 2 bytes (no room for usage, selector, type)
+ *   cuttlsa  a TLSA RR whose rdlength runs past the end of the message
+ *   badmx    an MX RR with 1 byte
+ *   loop     a CNAME from the question's name to itself, then a TXT RR
+ *   badcname a CNAME whose target is a pointer past the end, then a TXT RR
  *   refused  REFUSED
  *   other    SERVFAIL */
 static void
@@ -518,6 +538,30 @@ fake_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr
 		rcode = 0;
 		ancount = 1;
 		at = fake_rr(out, at, 1, 3, "\xc0\x00\x02", 3);
+	} else if (strcmp(label, "badtlsa") == 0) {
+		rcode = 0;
+		ancount = 1;
+		at = fake_rr(out, at, 52, 2, "\x03\x01", 2);
+	} else if (strcmp(label, "cuttlsa") == 0) {
+		rcode = 0;
+		ancount = 1;
+		at = fake_rr(out, at, 52, 35, "\x03\x01\x01\xab\xcd", 5);
+	} else if (strcmp(label, "badmx") == 0) {
+		rcode = 0;
+		ancount = 1;
+		at = fake_rr(out, at, 15, 1, "\x00", 1);
+	} else if (strcmp(label, "loop") == 0) {
+		/* The question's name is a CNAME to itself, then a TXT. */
+		rcode = 0;
+		ancount = 2;
+		at = fake_rr(out, at, 5, 2, "\xc0\x0c", 2);
+		at = fake_rr(out, at, 16, 14, "\x0dv=STSv1; id=1", 14);
+	} else if (strcmp(label, "badcname") == 0) {
+		/* A CNAME whose target points past the end, then a TXT. */
+		rcode = 0;
+		ancount = 2;
+		at = fake_rr(out, at, 5, 2, "\xc3\xff", 2);
+		at = fake_rr(out, at, 16, 14, "\x0dv=STSv1; id=1", 14);
 	} else if (strcmp(label, "refused") == 0) {
 		rcode = 5;
 	}
@@ -556,6 +600,12 @@ struct result {
 	char text[4096];          /* RRs as "s1|s2|s3", RRs joined by " / " */
 	size_t n_addrs;
 	char addrs[1024];         /* joined by "," */
+	size_t n_mx;
+	char mx[1024];            /* "PREF HOST", joined by "," */
+	size_t n_tlsa;
+	char tlsa[1024];          /* "U S M HEX", joined by "," */
+	size_t n_cnames;
+	char cnames[1024];        /* joined by "," */
 	uint64_t ms;              /* uv_now when called */
 	/* Optional action in the callback. */
 	struct sts_dns **free_me;
@@ -608,6 +658,31 @@ record_cb(void *arg, const struct sts_dns_answer *ans)
 			append_s(r->addrs, sizeof r->addrs, ",", 1);
 		append_s(r->addrs, sizeof r->addrs, ans->addrs[i], strlen(ans->addrs[i]));
 	}
+	r->n_mx = ans->n_mx;
+	r->mx[0] = '\0';
+	for (size_t i = 0; i < ans->n_mx; i++) {
+		char one[300];
+
+		snprintf(one, sizeof one, "%s%u %s", i ? "," : "", ans->mx[i].preference,
+			 ans->mx[i].host);
+		append_s(r->mx, sizeof r->mx, one, strlen(one));
+	}
+	r->n_tlsa = ans->n_tlsa;
+	r->tlsa[0] = '\0';
+	for (size_t i = 0; i < ans->n_tlsa; i++) {
+		char one[300];
+
+		snprintf(one, sizeof one, "%s%u %u %u %s", i ? "," : "", ans->tlsa[i].usage,
+			 ans->tlsa[i].selector, ans->tlsa[i].mtype, ans->tlsa[i].data_hex);
+		append_s(r->tlsa, sizeof r->tlsa, one, strlen(one));
+	}
+	r->n_cnames = ans->n_cnames;
+	r->cnames[0] = '\0';
+	for (size_t i = 0; i < ans->n_cnames; i++) {
+		if (i > 0)
+			append_s(r->cnames, sizeof r->cnames, ",", 1);
+		append_s(r->cnames, sizeof r->cnames, ans->cnames[i], strlen(ans->cnames[i]));
+	}
 	uv_update_time(&loop);
 	r->ms = uv_now(&loop);
 	if (r->chain_dns) {
@@ -653,10 +728,14 @@ close_dns(struct sts_dns **dns)
 
 static char servers_live[64];
 
-/* One lookup on a fresh resolver; returns elapsed ms. */
+enum qkind { Q_TXT, Q_ADDRS, Q_MX, Q_TLSA };
+
+static const char *const qkind_name[] = { "TXT", "A/AAAA", "MX", "TLSA" };
+
+/* One lookup of kind on a fresh resolver; returns elapsed ms. */
 static uint64_t
-lookup(const char *servers, unsigned timeout_ms, unsigned tries, bool addrs, const char *name,
-       struct result *r)
+lookup_kind(const char *servers, unsigned timeout_ms, unsigned tries, enum qkind kind,
+	    const char *name, struct result *r)
 {
 	struct sts_dns *dns = new_dns(servers, timeout_ms, tries);
 	uint64_t t0;
@@ -664,19 +743,29 @@ lookup(const char *servers, unsigned timeout_ms, unsigned tries, bool addrs, con
 	memset(r, 0, sizeof *r);
 	uv_update_time(&loop);
 	t0 = uv_now(&loop);
-	if (addrs)
-		sts_dns_addrs(dns, name, record_cb, r);
-	else
-		sts_dns_txt(dns, name, record_cb, r);
+	switch (kind) {
+	case Q_TXT:   sts_dns_txt(dns, name, record_cb, r); break;
+	case Q_ADDRS: sts_dns_addrs(dns, name, record_cb, r); break;
+	case Q_MX:    sts_dns_mx(dns, name, record_cb, r); break;
+	case Q_TLSA:  sts_dns_tlsa(dns, name, record_cb, r); break;
+	}
 	uv_run(&loop, UV_RUN_DEFAULT);
 	close_dns(&dns);
 	if (r->called != 1)
 		diag("%s: callback called %d times", name, r->called);
 	else
-		diag("%s %s: %s (%s) [%s%s] %llu ms", name, addrs ? "A/AAAA" : "TXT",
-		     rcode_name(r->rcode), r->detail, r->text, r->addrs,
-		     (unsigned long long)(r->ms - t0));
+		diag("%s %s: %s (%s) [%s%s%s%s]%s%s %llu ms", name, qkind_name[kind],
+		     rcode_name(r->rcode), r->detail, r->text, r->addrs, r->mx, r->tlsa,
+		     r->n_cnames ? " via " : "", r->cnames, (unsigned long long)(r->ms - t0));
 	return r->called ? r->ms - t0 : UINT64_MAX;
+}
+
+/* One TXT (addrs false) or address lookup on a fresh resolver. */
+static uint64_t
+lookup(const char *servers, unsigned timeout_ms, unsigned tries, bool addrs, const char *name,
+       struct result *r)
+{
+	return lookup_kind(servers, timeout_ms, tries, addrs ? Q_ADDRS : Q_TXT, name, r);
 }
 
 static bool
@@ -774,6 +863,106 @@ test_addrs(void)
 }
 
 static void
+test_cnames(void)
+{
+	struct result r;
+
+	lookup(servers_live, 0, 0, false, "_mta-sts.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_OK && r.n_cnames == 0 && r.cnames[0] == '\0',
+	   "CNAME: none for a direct answer");
+	lookup(servers_live, 0, 0, false, "alias.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_OK && r.n_cnames == 1 &&
+	   strcmp(r.cnames, "_mta-sts.example.test") == 0, "CNAME: one link: %s", r.cnames);
+	lookup(servers_live, 0, 0, false, "alias2.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_OK && r.n_cnames == 2 &&
+	   strcmp(r.cnames, "alias.example.test,_mta-sts.example.test") == 0 &&
+	   strcmp(r.text, "v=STSv1; id=20240101T000000") == 0,
+	   "CNAME: TXT through a chain of two, listed in order: %s", r.cnames);
+	lookup(servers_live, 0, 0, false, "alias-a.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_NODATA && r.n_cnames == 1 &&
+	   strcmp(r.cnames, "aonly.example.test") == 0,
+	   "CNAME: a NODATA answer still names its chain: %s", r.cnames);
+	lookup(servers_live, 0, 0, false, "dangling.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_NXDOMAIN && r.n_cnames == 1 &&
+	   strcmp(r.cnames, "nowhere.example.test") == 0,
+	   "CNAME: an NXDOMAIN answer names the missing target: %s", r.cnames);
+	lookup(servers_live, 0, 0, true, "alias-a.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_OK && strcmp(r.addrs, "192.0.2.1") == 0 &&
+	   r.n_cnames == 1 && strcmp(r.cnames, "aonly.example.test") == 0,
+	   "CNAME: addresses through a CNAME (A only at the target): %s", r.cnames);
+	lookup(servers_live, 0, 0, true, "mxalias.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_OK &&
+	   strcmp(r.addrs, "192.0.2.25,2001:db8::25") == 0 && r.n_cnames == 1 &&
+	   strcmp(r.cnames, "mail.example.test") == 0,
+	   "CNAME: addresses of an MX host that is a CNAME: %s", r.cnames);
+}
+
+static void
+test_mx(void)
+{
+	struct result r;
+
+	lookup_kind(servers_live, 0, 0, Q_MX, "mx2.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_OK && r.n_mx == 3 &&
+	   strcmp(r.mx, "10 mail.example.test,20 backup.example.test,20 mail2.example.test") == 0 &&
+	   r.n_cnames == 0 && strstr(r.detail, "MX: 3 records"),
+	   "MX: sorted by preference, then host, no trailing dot: %s", r.mx);
+	lookup_kind(servers_live, 0, 0, Q_MX, "nullmx.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_OK && r.n_mx == 1 && strcmp(r.mx, "0 ") == 0,
+	   "MX: a null MX (0 .) has host \"\": '%s'", r.mx);
+	lookup_kind(servers_live, 0, 0, Q_MX, "cnmx.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_OK && r.n_mx == 1 &&
+	   strcmp(r.mx, "10 mxalias.example.test") == 0 && r.n_cnames == 0,
+	   "MX: a host that is a CNAME is given as named: %s", r.mx);
+	lookup_kind(servers_live, 0, 0, Q_MX, "mxvia.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_OK && r.n_mx == 3 &&
+	   strcmp(r.cnames, "mx2.example.test") == 0 &&
+	   strncmp(r.mx, "10 mail.example.test,", 21) == 0,
+	   "MX: through a CNAME, which is listed: %s", r.cnames);
+	lookup_kind(servers_live, 0, 0, Q_MX, "aonly.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_NODATA && r.n_mx == 0, "MX: NODATA");
+	lookup_kind(servers_live, 0, 0, Q_MX, "alias-a.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_NODATA && r.n_mx == 0 &&
+	   strcmp(r.cnames, "aonly.example.test") == 0,
+	   "MX: only a CNAME in the answer is NODATA: %s", r.detail);
+	lookup_kind(servers_live, 0, 0, Q_MX, "nonexistent.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_NXDOMAIN && strstr(r.detail, " MX: NXDOMAIN"),
+	   "MX: NXDOMAIN: %s", r.detail);
+	lookup_kind(servers_live, 0, 0, Q_MX, "example.org", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_TEMPFAIL && strstr(r.detail, "REFUSED"),
+	   "MX: REFUSED is TEMPFAIL: %s", r.detail);
+}
+
+static void
+test_tlsa(void)
+{
+	struct result r;
+
+	lookup_kind(servers_live, 0, 0, Q_TLSA, "_25._tcp.mail.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_OK && r.n_tlsa == 1 &&
+	   strcmp(r.tlsa, "3 1 1 " TLSA_HEX) == 0 && r.n_cnames == 0 &&
+	   strstr(r.detail, "TLSA: 1 record"), "TLSA: 3 1 1 <sha-256>: %s", r.tlsa);
+	lookup_kind(servers_live, 0, 0, Q_TLSA, "tlsalias.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_OK && r.n_tlsa == 1 &&
+	   strcmp(r.tlsa, "3 1 1 " TLSA_HEX) == 0 &&
+	   strcmp(r.cnames, "_25._tcp.mail.example.test") == 0,
+	   "TLSA: through a CNAME, which is listed: %s", r.cnames);
+	lookup_kind(servers_live, 0, 0, Q_TLSA, "_25._tcp.nomail.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_NXDOMAIN && r.n_tlsa == 0 &&
+	   strstr(r.detail, " TLSA: NXDOMAIN"), "TLSA: NXDOMAIN: %s", r.detail);
+	lookup_kind(servers_live, 0, 0, Q_TLSA, "mail.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_NODATA && r.n_tlsa == 0,
+	   "TLSA: NODATA (a name with addresses only)");
+	lookup_kind(servers_live, 0, 0, Q_TLSA, "alias-a.example.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_NODATA && r.n_tlsa == 0 &&
+	   strcmp(r.cnames, "aonly.example.test") == 0,
+	   "TLSA: only a CNAME in the answer is NODATA: %s", r.detail);
+	lookup_kind(servers_live, 0, 0, Q_TLSA, "_25._tcp.mx.example.org", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_TEMPFAIL && strstr(r.detail, "REFUSED"),
+	   "TLSA: REFUSED is TEMPFAIL: %s", r.detail);
+}
+
+static void
 test_failover(void)
 {
 	char servers[160];
@@ -852,6 +1041,29 @@ test_fake(void)
 	lookup(fake, 300, 3, true, "shorta.fake.test", &r);
 	ok(r.called == 1 && r.rcode != STS_DNS_OK, "A RR of 3 bytes: no address (%s): %s",
 	   rcode_name(r.rcode), r.detail);
+
+	lookup_kind(fake, 300, 3, Q_MX, "servfail.fake.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_TEMPFAIL && strstr(r.detail, "SERVFAIL") &&
+	   strstr(r.detail, " MX: "), "only SERVFAIL (MX): TEMPFAIL naming it: %s", r.detail);
+	lookup_kind(fake, 300, 3, Q_TLSA, "_25._tcp.refused.fake.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_TEMPFAIL && strstr(r.detail, "SERVFAIL") &&
+	   strstr(r.detail, " TLSA: "), "only SERVFAIL (TLSA): TEMPFAIL naming it: %s", r.detail);
+	lookup_kind(fake, 300, 3, Q_TLSA, "badtlsa.fake.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_TEMPFAIL && strstr(r.detail, "bad response") &&
+	   r.n_tlsa == 0, "TLSA RR of 2 bytes: TEMPFAIL: %s", r.detail);
+	lookup_kind(fake, 300, 3, Q_TLSA, "cuttlsa.fake.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_TEMPFAIL && strstr(r.detail, "bad response"),
+	   "TLSA rdlength past the end of the message: TEMPFAIL: %s", r.detail);
+	lookup_kind(fake, 300, 3, Q_MX, "badmx.fake.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_TEMPFAIL && strstr(r.detail, "bad response"),
+	   "MX RR of 1 byte: TEMPFAIL: %s", r.detail);
+	lookup(fake, 300, 3, false, "loop.fake.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_OK && r.n_cnames == 1 &&
+	   strcmp(r.cnames, "loop.fake.test") == 0,
+	   "CNAME loop: the chain ends with the link that closes it: %s", r.cnames);
+	lookup(fake, 300, 3, false, "badcname.fake.test", &r);
+	ok(r.called == 1 && r.rcode == STS_DNS_TEMPFAIL && strstr(r.detail, "bad response") &&
+	   r.n_cnames == 0, "CNAME in the chain pointing past the end: TEMPFAIL: %s", r.detail);
 }
 
 static bool
@@ -995,6 +1207,26 @@ test_lifecycle(void)
 	ok(dns == NULL && a.called == 1 && b.called == 1 && b.rcode == STS_DNS_TEMPFAIL &&
 	   strstr(b.detail, "cancelled") && !uv_loop_alive(&loop),
 	   "free from a deferred answer cancels the rest: %s", b.detail);
+
+	/* MX and TLSA lookups: counted, cancelled and refused like the rest. */
+	dns = new_dns(servers, 1000, 3);
+	memset(&a, 0, sizeof a);
+	memset(&b, 0, sizeof b);
+	memset(&c, 0, sizeof c);
+	sts_dns_mx(dns, "mx2.example.test", record_cb, &a);
+	sts_dns_tlsa(dns, "_25._tcp.mail.example.test", record_cb, &b);
+	sts_dns_mx(dns, "", record_cb, &c);
+	ok(sts_dns_queries(dns) == 3 && a.called == 0 && b.called == 0 && c.called == 0,
+	   "MX/TLSA: a lookup counts 1, no callback inside the call");
+	uv_run(&loop, UV_RUN_NOWAIT);
+	ok(c.called == 1 && c.rcode == STS_DNS_TEMPFAIL && strstr(c.detail, "MX: bad name"),
+	   "MX: an empty name is TEMPFAIL from the loop: %s", c.detail);
+	sts_dns_free(&dns);
+	ok(a.called == 1 && a.rcode == STS_DNS_TEMPFAIL && strstr(a.detail, "MX: cancelled") &&
+	   b.called == 1 && b.rcode == STS_DNS_TEMPFAIL && strstr(b.detail, "TLSA: cancelled"),
+	   "MX/TLSA: pending lookups cancelled by the free: %s; %s", a.detail, b.detail);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ok(!uv_loop_alive(&loop), "MX/TLSA: handles closed after the free");
 }
 
 int
@@ -1015,6 +1247,9 @@ main(void)
 
 	test_txt();
 	test_addrs();
+	test_cnames();
+	test_mx();
+	test_tlsa();
 	test_failover();
 	test_fake();
 	test_options();
