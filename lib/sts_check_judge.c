@@ -336,6 +336,7 @@ judge_policy(struct sts_check_report *r, const struct check_input *in, struct st
 		    fatal ? "fix the policy file; mta-sts lint shows every problem" : "",
 		    "line %u, column %u: %s (%s)", g->line, g->column, g->message, g->code);
 	}
+	bool clean = show->n == 0;
 	free(d);
 	free(ds);
 	if (rc != STS_OK) {
@@ -344,7 +345,7 @@ judge_policy(struct sts_check_report *r, const struct check_input *in, struct st
 		return;
 	}
 	*have_policy = true;
-	if (show->n == 0)
+	if (clean)
 		add(r, "policy.syntax", S, STS_CHECK_PASS, "20", "", "", "the policy is valid");
 
 	switch (p->mode) {

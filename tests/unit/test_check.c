@@ -281,6 +281,7 @@ test_tlsrpt(void **state)
 	struct check_input in;
 	base(&r, &in, GOOD_POLICY);
 	in.tlsrpt_rcode = STS_DNS_NXDOMAIN;
+	free(in.tlsrpt_rrs[0]);
 	in.n_tlsrpt = 0;
 	judge(&r, &in);
 	assert_int_equal(status_of(&r, "tlsrpt.present", NULL), STS_CHECK_WARN);
