@@ -406,7 +406,10 @@ on_txt(void *arg, const struct sts_dns_answer *ans)
 	struct sts_diags *d = malloc(sizeof *d);
 	if (d == NULL) {
 		set_error(j, "internal", NULL, "out of memory");
-		finish_status(j, j->cached_valid ? STS_LOOKUP_POLICY : STS_LOOKUP_TEMPFAIL);
+		if (j->cached_valid)
+			finish_cached(j);
+		else
+			finish_status(j, STS_LOOKUP_TEMPFAIL);
 		return;
 	}
 	sts_diags_init(d);
@@ -542,6 +545,7 @@ on_cache_get(void *arg, int status, const struct sts_cache_entry *ent)
 	if (status == 1 && ent != NULL) {
 		j->have_cached = true;
 		j->cached = *ent;
+		j->cached.policy = NULL;   /* never the cache's own buffer */
 		j->cached.policy = malloc(ent->policy_len + 1);
 		if (j->cached.policy != NULL) {
 			memcpy(j->cached.policy, ent->policy, ent->policy_len);
