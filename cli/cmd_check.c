@@ -142,6 +142,24 @@ time_or_null(int64_t t)
 	return json_string(buf);
 }
 
+/* "a, b, c" -> ["a","b","c"] */
+static json_t *
+names_array(const char *list)
+{
+	json_t *a = json_array();
+	const char *p = list;
+	while (*p != '\0') {
+		size_t n = strcspn(p, ",");
+		size_t lead = strspn(p, " ");
+		if (n > lead)
+			json_array_append_new(a, json_stringn(p + lead, n - lead));
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return a;
+}
+
 static void
 print_json(const struct sts_check_report *r)
 {
@@ -166,7 +184,8 @@ print_json(const struct sts_check_report *r)
 			"location", str_or_null(p->location), "size", (json_int_t)p->body_len,
 			"tls_version", str_or_null(p->tls_version),
 			"certificate", p->have_cert ? json_pack("{s:s, s:s, s:s, s:o}",
-				"subject", p->cert_subject, "issuer", p->cert_issuer, "dns_names", p->cert_sans,
+				"subject", p->cert_subject, "issuer", p->cert_issuer,
+				"dns_names", names_array(p->cert_sans),
 				"not_after", time_or_null(p->cert_not_after)) : json_null()));
 	}
 	for (size_t i = 0; i < r->n_mx; i++) {
@@ -207,8 +226,8 @@ print_json(const struct sts_check_report *r)
 static void
 tally(struct bulk *b, const struct sts_check_report *r)
 {
-	int mode = 3;   /* no policy */
-	if (r->policy != NULL) {
+	int mode = 3;   /* no policy: no usable TXT record, or no body */
+	if (r->policy != NULL && r->id[0] != '\0') {
 		struct sts_diags *d = malloc(sizeof *d);
 		struct sts_policy p;
 		if (d != NULL) {
@@ -225,6 +244,13 @@ tally(struct bulk *b, const struct sts_check_report *r)
 	for (size_t i = 0; i < r->n_findings; i++) {
 		const struct sts_finding *f = &r->findings[i];
 		if (f->status != STS_CHECK_FAIL)
+			continue;
+		/* Count domains, not findings: one per id per domain. */
+		bool seen = false;
+		for (size_t e = 0; e < i && !seen; e++)
+			seen = r->findings[e].status == STS_CHECK_FAIL &&
+			       strcmp(r->findings[e].id, f->id) == 0;
+		if (seen)
 			continue;
 		size_t k = 0;
 		while (k < b->n_fails && strcmp(b->fails[k].id, f->id) != 0)
@@ -334,6 +360,13 @@ print_summary(struct bulk *b, FILE *fp)
 		fprintf(fp, "  failures by id (domains), with an example:\n");
 	for (size_t i = 0; i < b->n_fails && i < 15; i++)
 		fprintf(fp, "    %-28s %6lu  %s\n", b->fails[i].id, b->fails[i].n, b->fails[i].example);
+}
+
+static void
+log_warning(void *ctx, enum sts_log_level level, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "mta-sts check: %s: %s\n", sts_log_level_name(level), msg);
 }
 
 static bool
@@ -484,7 +517,8 @@ cmd_check(int argc, char **argv)
 		}
 	}
 	struct sts_check_opts copts = { .dns = dns, .fetcher = fetcher, .smtp = smtp,
-					.state_dir = state };
+					.state_dir = state,
+					.log = { log_warning, NULL, STS_LOG_WARNING } };
 	if (sts_checker_new(&copts, &b.checker) != STS_OK) {
 		fprintf(stderr, "mta-sts check: cannot start\n");
 		goto out;

@@ -458,14 +458,15 @@ sts_check_domain(struct sts_checker *c, const char *domain, sts_check_cb cb, voi
 	j->c = c;
 	j->cb = cb;
 	j->arg = arg;
-	if (sts_host_normalize(domain, strlen(domain), j->r.domain) != STS_OK) {
+	if (sts_host_normalize(domain, strlen(domain), j->r.domain) != STS_OK ||
+	    looks_like_ip(j->r.domain)) {
 		snprintf(j->r.domain, sizeof j->r.domain, "%.*s", STS_HOST_MAX, domain);
 		j->r.findings = calloc(1, sizeof *j->r.findings);
 		if (j->r.findings != NULL) {
 			j->r.findings[0] = (struct sts_finding){
 				.id = "domain.invalid", .section = "txt", .status = STS_CHECK_FAIL,
 				.rule = "", .subject = strdup(domain),
-				.message = strdup("not a valid domain name"),
+				.message = strdup("not a domain name (an IP address or a malformed name)"),
 				.fix = strdup("give a domain such as example.com"),
 			};
 			j->r.n_findings = 1;

@@ -595,6 +595,9 @@ judge_tlsrpt(struct sts_check_report *r, const struct check_input *in)
 		} else {
 			add(r, "tlsrpt.present", S, STS_CHECK_PASS, "T1", owner, "", "%s has a record",
 			    owner);
+			for (size_t i = 0; i < in->n_tlsrpt && r->tlsrpt == NULL; i++)
+				if (strncmp(in->tlsrpt_rrs[i], "v=TLSRPTv1", 10) == 0)
+					r->tlsrpt = strdup(in->tlsrpt_rrs[i]);
 			for (size_t i = 0; i < d->n; i++)
 				if (d->items[i].severity == STS_SEV_ERROR)
 					add(r, "tlsrpt.syntax", S, STS_CHECK_FAIL, d->items[i].rule, owner,
@@ -652,6 +655,9 @@ judge_id(struct sts_check_report *r, const struct check_input *in, const struct 
 			    "publish a new id in the TXT record (mta-sts publish assigns one)",
 			    "the policy changed but the id is still %s: senders that cached id %s keep"
 			    " the old policy until %s", r->id, r->id, until);
+			/* Keep the old state: every run fails until the id changes, so a
+			 * monitor that missed one run still sees it. */
+			return false;
 		}
 		next->id_with_old_body = false;
 		return true;

@@ -27,12 +27,21 @@ static inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + 32
 static bool
 host_chars_ok(const char *s, size_t n)
 {
+	size_t label = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (!is_ldh(c) && c != '.' && c != '_')
+		if (c == '.') {
+			if (label == 0)
+				return false;   /* empty label: leading dot or ".." */
+			label = 0;
+			continue;
+		}
+		if (!is_ldh(c) && c != '_')
+			return false;
+		if (++label > STS_LABEL_MAX)
 			return false;
 	}
-	return n > 0 && s[0] != '.';
+	return n > 0 && label > 0;
 }
 
 /* Converts a pattern written with U-labels to A-labels, for the fix hint. */
