@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # TAP helpers and world start/stop for the tests that use the local test
-# world (tests/world/selftest, tests/integration/test_query.sh). Bash.
+# world (tests/world/selftest, tests/integration/test_query.sh, test_check.sh). Bash.
 #
 #   . tests/world/testlib.sh
 #   world_start [--scale N]   # mktemp dir, lock, up, trap down; sets WDIR

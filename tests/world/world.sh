@@ -111,6 +111,7 @@ write_policies() {
 	printf 'version: STSv1\r\nmode: enforce\rmx: mail.syntax-barecr.test\r\nmax_age: 604800\r\n' | pol syntax-barecr
 	: | pol syntax-empty
 	unset -f pol
+	write_check_policies "$dir"
 }
 
 # --- DNS --------------------------------------------------------------------------
@@ -156,6 +157,7 @@ _smtp._tls.enforce TXT "v=TLSRPTv1; rua=mailto:tlsrpt@enforce.test"
 ; the certificate of mta-sts.wrongname.test names this host
 mta-sts.other A $ADDR_TLS
 ZONE
+	write_check_records "$dir"
 }
 
 write_bench_zone() { # write_bench_zone DIR N: the bench.test. zone on stdout
@@ -164,11 +166,14 @@ write_bench_zone() { # write_bench_zone DIR N: the bench.test. zone on stdout
 \$TTL 60
 @ 60 IN SOA ns.test. hostmaster.test. $(zone_serial "$1/zones/bench.test.zone") 3600 600 86400 60
 @ 60 IN NS ns.test.
+; the MX of every bench domain (Postfix, see world-check.sh)
+mx 60 IN A $SMTP_BENCH
 ZONE
 	awk -v n="$2" -v a="$ADDR_BENCH" 'BEGIN {
 		for (i = 1; i <= n; i++) {
 			d = sprintf("d%05d", i)
-			printf "%s MX 10 mail.%s\n_mta-sts.%s TXT \"v=STSv1; id=bench1\"\nmta-sts.%s A %s\n", d, d, d, d, a
+			printf "%s MX 10 mx\n_mta-sts.%s TXT \"v=STSv1; id=bench1\"\nmta-sts.%s A %s\n", d, d, d, a
+			printf "_smtp._tls.%s TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@%s.bench.test\"\n", d, d
 		} }'
 }
 
@@ -306,7 +311,6 @@ http {
     ssl_certificate_key $dir/pki/leaf.key;
     server_names_hash_max_size 65536;
     server_names_hash_bucket_size 128;
-    map \$ssl_server_name \$bench_domain { ~^mta-sts\\.(?<d>.+)\$ \$d; }
 
 CONF
 	# Unknown server names: no certificate, handshake refused.
@@ -348,7 +352,8 @@ VH
 	vhost backoff "$ADDR_OK" "$dir/pki/backoff.pem" "return 404;"
 	unset -f vhost
 
-	# Bench: one server per certificate; the policy is made from the name.
+	# Bench: one server per certificate; every bench domain has the same
+	# policy and MX (mx.bench.test).
 	for ((g = 0; g * BENCH_PER_CERT < scale; g++)); do
 		first=$((g * BENCH_PER_CERT + 1)); last=$(( (g + 1) * BENCH_PER_CERT ))
 		[ "$last" -le "$scale" ] || last=$scale
@@ -359,10 +364,15 @@ VH
         server_name$names;
         ssl_certificate $dir/pki/bench/$(printf %04d "$g").pem;
         location = /.well-known/mta-sts.txt {
-            return 200 "version: STSv1\\r\\nmode: enforce\\r\\nmx: mail.\$bench_domain\\r\\nmax_age: 604800\\r\\n";
+            return 200 "version: STSv1\\r\\nmode: enforce\\r\\nmx: mx.bench.test\\r\\nmax_age: 604800\\r\\n";
         }
     }
 VH
 	done
+	write_check_vhosts "$dir"
 	echo "}"
 }
+
+# SMTP servers and the check-*.test domains (mta-sts check)
+# shellcheck source=tests/world/world-check.sh
+. "$(dirname "${BASH_SOURCE[0]}")/world-check.sh"
