@@ -324,11 +324,13 @@ judge_policy(struct sts_check_report *r, const struct check_input *in, struct st
 	sts_policy_parse(r->policy, len, STS_PARSE_STRICT, &sp, ds);
 	sts_policy_clear(&sp);
 	const struct sts_diags *show = rc == STS_OK ? ds : d;
+	size_t shown = 0;
 	for (size_t i = 0; i < show->n; i++) {
 		const struct sts_diag *g = &show->items[i];
 		if (strcmp(g->code, "policy.max_age.too_large") == 0 ||
 		    strcmp(g->code, "policy.max_age.short") == 0)
 			continue;   /* judged by policy.max_age below */
+		shown++;
 		char where[48];
 		snprintf(where, sizeof where, "line %u", g->line);
 		bool fatal = g->severity == STS_SEV_ERROR && rc != STS_OK;
@@ -336,7 +338,7 @@ judge_policy(struct sts_check_report *r, const struct check_input *in, struct st
 		    fatal ? "fix the policy file; mta-sts lint shows every problem" : "",
 		    "line %u, column %u: %s (%s)", g->line, g->column, g->message, g->code);
 	}
-	bool clean = show->n == 0;
+	bool clean = shown == 0;
 	free(d);
 	free(ds);
 	if (rc != STS_OK) {

@@ -214,6 +214,12 @@ test_policy_content(void **state)
 	assert_int_equal(status_of(&r, "policy.mx.broad", NULL), STS_CHECK_WARN);
 	done(&r, &in);
 
+	base(&r, &in, "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 3600\n");
+	judge(&r, &in);
+	assert_int_equal(status_of(&r, "policy.max_age", NULL), STS_CHECK_WARN);
+	assert_int_equal(status_of(&r, "policy.syntax", NULL), STS_CHECK_PASS);
+	done(&r, &in);
+
 	base(&r, &in, "version: STSv1\nmode: enforce\nmx: mx.other.example\nmax_age: 99999999\n");
 	judge(&r, &in);
 	assert_int_equal(status_of(&r, "policy.mx.coverage", "mail.example.com"), STS_CHECK_FAIL);
