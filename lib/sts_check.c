@@ -312,6 +312,8 @@ on_mx_addrs(void *arg, const struct sts_dns_answer *a)
 	struct cjob *j = mc->job;
 	struct sts_check_mx *m = &j->r.mx[mc->index];
 	m->is_cname = a->n_cnames > 0;
+	m->addr_rcode = a->rcode;
+	snprintf(m->addr_detail, sizeof m->addr_detail, "%s", a->detail ? a->detail : "");
 	size_t n = a->rcode == STS_DNS_OK ? a->n_addrs : 0;
 	if (n > MAX_ADDRS)
 		n = MAX_ADDRS;

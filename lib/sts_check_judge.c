@@ -480,8 +480,14 @@ judge_mx(struct sts_check_report *r, const struct check_input *in)
 			    "%s has %zu TLSA record%s at _25._tcp: senders that support DANE use it and"
 			    " MTA-STS must not override it", m->host, m->n_tlsa, m->n_tlsa == 1 ? "" : "s");
 		if (m->n_addrs == 0) {
-			add(r, "mx.address", S, STS_CHECK_FAIL, "44", m->host,
-			    "give the MX host an A/AAAA record", "MX host %s has no address", m->host);
+			if (m->addr_rcode == STS_DNS_TEMPFAIL)
+				add(r, "mx.address", S, STS_CHECK_FAIL, "44", m->host,
+				    "check the name servers that answer for the MX host, then check again",
+				    "the address lookup of MX host %s failed: %s", m->host, m->addr_detail);
+			else
+				add(r, "mx.address", S, STS_CHECK_FAIL, "44", m->host,
+				    "give the MX host an A/AAAA record", "MX host %s has no address",
+				    m->host);
 			continue;
 		}
 		add(r, "mx.address", S, STS_CHECK_PASS, "44", m->host, "", "%s has %zu address%s",

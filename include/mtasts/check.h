@@ -78,6 +78,8 @@ struct sts_check_mx {
 	char host[STS_HOST_MAX + 1];
 	unsigned preference;
 	bool is_cname;
+	int addr_rcode;                  /* enum sts_dns_rcode of its A/AAAA lookup */
+	char addr_detail[160];
 	size_t n_addrs;
 	struct sts_check_smtp *smtp;     /* one per address (probed or not) */
 	size_t n_tlsa;                   /* TLSA records at _25._tcp.<host> */
