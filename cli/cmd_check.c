@@ -183,7 +183,7 @@ print_json(const struct sts_check_report *r)
 			"http_status", (json_int_t)p->http_status, "content_type", str_or_null(p->content_type),
 			"location", str_or_null(p->location), "size", (json_int_t)p->body_len,
 			"tls_version", str_or_null(p->tls_version),
-			"certificate", p->have_cert ? json_pack("{s:s, s:s, s:s, s:o}",
+			"certificate", p->have_cert ? json_pack("{s:s, s:s, s:o, s:o}",
 				"subject", p->cert_subject, "issuer", p->cert_issuer,
 				"dns_names", names_array(p->cert_sans),
 				"not_after", time_or_null(p->cert_not_after)) : json_null()));
