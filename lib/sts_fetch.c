@@ -53,6 +53,8 @@
 #include <mtasts/policy.h>
 #include <mtasts/status.h>
 
+#include "sts_x509.h"
+
 #define FETCH_TIMEOUT_DEFAULT 30000u
 #define FETCH_CONNECT_TIMEOUT 15000u     /* TCP + TLS; the whole request may take longer */
 #define FETCH_USER_AGENT "mtasts/0.1"
@@ -177,26 +179,6 @@ res_set(struct fetch_req *r, enum sts_fetch_error e, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Copies a header value for messages: trimmed, control bytes and non-ASCII
- * shown as '?', so a hostile server cannot put line breaks into our logs. */
-static void
-copy_printable(char *dst, size_t dstsz, const char *src, size_t n)
-{
-	while (n > 0 && (*src == ' ' || *src == '\t')) {
-		src++;
-		n--;
-	}
-	while (n > 0 && (src[n - 1] == ' ' || src[n - 1] == '\t' || src[n - 1] == '\r' ||
-			 src[n - 1] == '\n'))
-		n--;
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 1 < dstsz; i++) {
-		unsigned char c = (unsigned char)src[i];
-		dst[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	if (dstsz > 0)
-		dst[o] = '\0';
-}
 
 /* The curl error text, or curl's generic string when the buffer is empty. */
 static const char *
@@ -348,7 +330,7 @@ check_headers(struct fetch_req *r)
 	r->headers_done = true;
 	r->res.http_status = status;
 	if (ct != NULL)
-		copy_printable(r->res.content_type, sizeof r->res.content_type, ct, strlen(ct));
+		sts_copy_printable(r->res.content_type, sizeof r->res.content_type, ct, strlen(ct));
 	if (status >= 300 && status < 400 && r->res.location[0] != '\0') {
 		res_set(r, STS_FETCH_REDIRECT,
 			"HTTP %ld redirect to %s; redirects are not followed (RFC 8461 3.3)",
@@ -384,7 +366,7 @@ on_header(char *p, size_t size, size_t n, void *ud)
 		/* A new response (after a 1xx): forget the previous one's fields. */
 		r->res.location[0] = '\0';
 	} else if (len >= 9 && strncasecmp(p, "location:", 9) == 0) {
-		copy_printable(r->res.location, sizeof r->res.location, p + 9, len - 9);
+		sts_copy_printable(r->res.location, sizeof r->res.location, p + 9, len - 9);
 	} else if ((len == 2 && p[0] == '\r' && p[1] == '\n') || (len == 1 && p[0] == '\n')) {
 		long status = 0;
 		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -435,70 +417,8 @@ on_resolver_start(void *resolver_state, void *reentry, void *ud)
  * (CURLOPT_FORBID_REUSE) happens before the request record goes. */
 static int probe_ctx_idx = -1;
 
-/* An X509 name as RFC 2253 text ("CN=R3,O=Let's Encrypt,C=US"): non-ASCII
- * and control bytes are escaped by OpenSSL, and copy_printable catches
- * anything left. "" when it cannot be printed. */
-static void
-name_text(char *dst, size_t dstsz, const X509_NAME *name)
-{
-	char *data = NULL;
-	dst[0] = '\0';
-	BIO *b = BIO_new(BIO_s_mem());
-	if (b == NULL)
-		return;
-	if (name != NULL && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
-		long n = BIO_get_mem_data(b, &data);
-		if (n > 0)
-			copy_printable(dst, dstsz, data, (size_t)n);
-	}
-	BIO_free(b);
-}
 
-/* Unix seconds of a certificate time; false when it cannot be read. */
-static bool
-asn1_unix(const ASN1_TIME *t, int64_t *out)
-{
-	struct tm tm;
-	memset(&tm, 0, sizeof tm);
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return false;
-	*out = (int64_t)timegm(&tm);
-	return true;
-}
 
-/* The DNS names of the subjectAltName extension, ", " between them. A list
- * that does not fit ends in ", ..." after the last name that did. */
-static void
-san_text(char *dst, size_t dstsz, X509 *cert)
-{
-	static const char more[] = ", ...";
-	size_t o = 0;
-	dst[0] = '\0';
-	GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-	if (gens == NULL)
-		return;
-	for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		if (g->type != GEN_DNS)
-			continue;
-		char name[256];
-		const unsigned char *d = ASN1_STRING_get0_data(g->d.dNSName);
-		int len = ASN1_STRING_length(g->d.dNSName);
-		if (d == NULL || len <= 0)
-			continue;
-		/* An embedded NUL or control byte shows as '?'. */
-		copy_printable(name, sizeof name, (const char *)d, (size_t)len);
-		size_t sep = o > 0 ? 2 : 0, nl = strlen(name);
-		if (o + sep + nl + sizeof more > dstsz) {
-			if (o + sizeof more <= dstsz)
-				memcpy(dst + o, more, sizeof more);
-			break;
-		}
-		snprintf(dst + o, dstsz - o, "%s%s", sep ? ", " : "", name);
-		o += sep + nl;
-	}
-	GENERAL_NAMES_free(gens);
-}
 
 /* Takes the leaf certificate's details, once per probe. */
 static void
@@ -507,12 +427,12 @@ probe_take_cert(struct fetch_req *r, X509 *cert)
 	struct sts_fetch_probe *p = &r->p;
 	if (p->have_cert || cert == NULL)
 		return;
-	name_text(p->cert_subject, sizeof p->cert_subject, X509_get_subject_name(cert));
-	name_text(p->cert_issuer, sizeof p->cert_issuer, X509_get_issuer_name(cert));
-	san_text(p->cert_sans, sizeof p->cert_sans, cert);
-	if (!asn1_unix(X509_get0_notBefore(cert), &p->cert_not_before))
+	sts_x509_name_text(p->cert_subject, sizeof p->cert_subject, X509_get_subject_name(cert));
+	sts_x509_name_text(p->cert_issuer, sizeof p->cert_issuer, X509_get_issuer_name(cert));
+	sts_x509_dns_names(p->cert_sans, sizeof p->cert_sans, cert);
+	if (!sts_x509_unix_time(X509_get0_notBefore(cert), &p->cert_not_before))
 		p->cert_not_before = 0;
-	if (!asn1_unix(X509_get0_notAfter(cert), &p->cert_not_after))
+	if (!sts_x509_unix_time(X509_get0_notAfter(cert), &p->cert_not_after))
 		p->cert_not_after = 0;
 	p->have_cert = true;
 }
@@ -552,8 +472,8 @@ on_tls_info(const SSL *ssl, int where, int ret)
 	const char *v = SSL_get_version(ssl);
 	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
 	const char *cn = c != NULL ? SSL_CIPHER_get_name(c) : NULL;
-	copy_printable(r->p.tls_version, sizeof r->p.tls_version, v ? v : "", v ? strlen(v) : 0);
-	copy_printable(r->p.cipher, sizeof r->p.cipher, cn ? cn : "", cn ? strlen(cn) : 0);
+	sts_copy_printable(r->p.tls_version, sizeof r->p.tls_version, v ? v : "", v ? strlen(v) : 0);
+	sts_copy_printable(r->p.cipher, sizeof r->p.cipher, cn ? cn : "", cn ? strlen(cn) : 0);
 	/* A resumed session runs no verify callback; the peer is in the session. */
 	probe_take_cert(r, SSL_get0_peer_certificate(ssl));
 }
@@ -1142,7 +1062,7 @@ sts_fetch_probe(struct sts_fetcher *f, const char *domain, const char *addr, boo
 	r->t0 = t0;
 	/* Too long to be an address: req_setup refuses it from the original. */
 	if (addr != NULL)
-		copy_printable(r->addr, sizeof r->addr, addr, strlen(addr));
+		sts_copy_printable(r->addr, sizeof r->addr, addr, strlen(addr));
 	req_start(r, domain, addr != NULL ? &addr : NULL, addr != NULL ? 1 : 0);
 }
 

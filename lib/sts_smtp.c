@@ -66,6 +66,8 @@
 #include <mtasts/smtp.h>
 #include <mtasts/status.h>
 
+#include "sts_x509.h"
+
 #define SMTP_TIMEOUT_DEFAULT 15000u
 #define SMTP_PORT_DEFAULT 25u
 #define SMTP_HELO_DEFAULT "mta-sts-check.invalid"
@@ -182,26 +184,6 @@ stage_wait(enum stage s)
 
 /* ---- small helpers (the same conventions as sts_fetch.c) ---------------- */
 
-/* Copies server text for messages: trimmed, control bytes and non-ASCII
- * shown as '?', so a hostile server cannot put line breaks into our logs. */
-static void
-copy_printable(char *dst, size_t dstsz, const char *src, size_t n)
-{
-	while (n > 0 && (*src == ' ' || *src == '\t')) {
-		src++;
-		n--;
-	}
-	while (n > 0 && (src[n - 1] == ' ' || src[n - 1] == '\t' || src[n - 1] == '\r' ||
-			 src[n - 1] == '\n'))
-		n--;
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 1 < dstsz; i++) {
-		unsigned char c = (unsigned char)src[i];
-		dst[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	if (dstsz > 0)
-		dst[o] = '\0';
-}
 
 /* "2 s" or "1.5 s". */
 static void
@@ -213,67 +195,8 @@ format_seconds(char *dst, size_t dstsz, unsigned ms)
 		snprintf(dst, dstsz, "%u.%u s", ms / 1000, (ms % 1000) / 100);
 }
 
-/* An X509 name as RFC 2253 text ("CN=R3,O=Let's Encrypt,C=US"). */
-static void
-name_text(char *dst, size_t dstsz, const X509_NAME *name)
-{
-	char *data = NULL;
-	dst[0] = '\0';
-	BIO *b = BIO_new(BIO_s_mem());
-	if (b == NULL)
-		return;
-	if (name != NULL && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
-		long n = BIO_get_mem_data(b, &data);
-		if (n > 0)
-			copy_printable(dst, dstsz, data, (size_t)n);
-	}
-	BIO_free(b);
-}
 
-/* Unix seconds of a certificate time; false when it cannot be read. */
-static bool
-asn1_unix(const ASN1_TIME *t, int64_t *out)
-{
-	struct tm tm;
-	memset(&tm, 0, sizeof tm);
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return false;
-	*out = (int64_t)timegm(&tm);
-	return true;
-}
 
-/* The DNS names of the subjectAltName extension, ", " between them. A list
- * that does not fit ends in ", ..." after the last name that did. */
-static void
-san_text(char *dst, size_t dstsz, X509 *cert)
-{
-	static const char more[] = ", ...";
-	size_t o = 0;
-	dst[0] = '\0';
-	GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-	if (gens == NULL)
-		return;
-	for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		if (g->type != GEN_DNS)
-			continue;
-		char name[256];
-		const unsigned char *d = ASN1_STRING_get0_data(g->d.dNSName);
-		int len = ASN1_STRING_length(g->d.dNSName);
-		if (d == NULL || len <= 0)
-			continue;
-		copy_printable(name, sizeof name, (const char *)d, (size_t)len);
-		size_t sep = o > 0 ? 2 : 0, nl = strlen(name);
-		if (o + sep + nl + sizeof more > dstsz) {
-			if (o + sizeof more <= dstsz)
-				memcpy(dst + o, more, sizeof more);
-			break;
-		}
-		snprintf(dst + o, dstsz - o, "%s%s", sep ? ", " : "", name);
-		o += sep + nl;
-	}
-	GENERAL_NAMES_free(gens);
-}
 
 /* The most telling OpenSSL error of a failed call, then the queue cleared:
  * the queue is per thread, shared by every probe on the loop. */
@@ -576,12 +499,12 @@ check_cert(struct probe *q)
 		snprintf(r->cert_message, sizeof r->cert_message, "server sent no certificate");
 		return;
 	}
-	name_text(r->cert_subject, sizeof r->cert_subject, X509_get_subject_name(leaf));
-	name_text(r->cert_issuer, sizeof r->cert_issuer, X509_get_issuer_name(leaf));
-	san_text(r->cert_sans, sizeof r->cert_sans, leaf);
-	if (!asn1_unix(X509_get0_notBefore(leaf), &r->cert_not_before))
+	sts_x509_name_text(r->cert_subject, sizeof r->cert_subject, X509_get_subject_name(leaf));
+	sts_x509_name_text(r->cert_issuer, sizeof r->cert_issuer, X509_get_issuer_name(leaf));
+	sts_x509_dns_names(r->cert_sans, sizeof r->cert_sans, leaf);
+	if (!sts_x509_unix_time(X509_get0_notBefore(leaf), &r->cert_not_before))
 		r->cert_not_before = 0;
-	if (!asn1_unix(X509_get0_notAfter(leaf), &r->cert_not_after))
+	if (!sts_x509_unix_time(X509_get0_notAfter(leaf), &r->cert_not_after))
 		r->cert_not_after = 0;
 
 	struct verify_faults f = { 0, 0, 0 };
@@ -636,8 +559,8 @@ tls_done(struct probe *q)
 	struct sts_smtp_result *r = &q->res;
 	const char *v = SSL_get_version(q->ssl);
 	const char *c = SSL_get_cipher_name(q->ssl);
-	copy_printable(r->tls_version, sizeof r->tls_version, v ? v : "", v ? strlen(v) : 0);
-	copy_printable(r->cipher, sizeof r->cipher, c ? c : "", c ? strlen(c) : 0);
+	sts_copy_printable(r->tls_version, sizeof r->tls_version, v ? v : "", v ? strlen(v) : 0);
+	sts_copy_printable(r->cipher, sizeof r->cipher, c ? c : "", c ? strlen(c) : 0);
 	check_cert(q);
 	if (r->cert == STS_SMTP_CERT_VALID)
 		finish(q, AFTER_QUIT, STS_SMTP_OK, "%s with %s; certificate valid for %s",
@@ -772,7 +695,7 @@ static void
 first_line(char *dst, size_t dstsz, const char *buf, size_t len)
 {
 	const char *nl = memchr(buf, '\n', len);
-	copy_printable(dst, dstsz, buf, nl != NULL ? (size_t)(nl - buf) : len);
+	sts_copy_printable(dst, dstsz, buf, nl != NULL ? (size_t)(nl - buf) : len);
 }
 
 /* Whether a 250 reply to EHLO lists STARTTLS: a keyword line (any but the
