@@ -339,16 +339,6 @@ on_mx_tlsa(void *arg, const struct sts_dns_answer *a)
 	job_finish_one(j);
 }
 
-static bool
-looks_like_ip(const char *h)
-{
-	if (strchr(h, ':') != NULL)
-		return true;
-	const char *last = strrchr(h, '.');
-	last = last != NULL ? last + 1 : h;
-	return *last != '\0' && strspn(last, "0123456789") == strlen(last);
-}
-
 static void
 on_mx(void *arg, const struct sts_dns_answer *a)
 {
@@ -365,7 +355,7 @@ on_mx(void *arg, const struct sts_dns_answer *a)
 		struct sts_check_mx *m = &j->r.mx[i];
 		snprintf(m->host, sizeof m->host, "%s", a->mx[i].host);
 		m->preference = a->mx[i].preference;
-		if (m->host[0] == '\0' || looks_like_ip(m->host))
+		if (m->host[0] == '\0' || sts_host_is_ip_literal(m->host))
 			continue;
 		struct mx_ctx *c1 = calloc(1, sizeof *c1), *c2 = calloc(1, sizeof *c2);
 		if (c1 == NULL || c2 == NULL) {
@@ -461,7 +451,7 @@ sts_check_domain(struct sts_checker *c, const char *domain, sts_check_cb cb, voi
 	j->cb = cb;
 	j->arg = arg;
 	if (sts_host_normalize(domain, strlen(domain), j->r.domain) != STS_OK ||
-	    looks_like_ip(j->r.domain)) {
+	    sts_host_is_ip_literal(j->r.domain)) {
 		snprintf(j->r.domain, sizeof j->r.domain, "%.*s", STS_HOST_MAX, domain);
 		j->r.findings = calloc(1, sizeof *j->r.findings);
 		if (j->r.findings != NULL) {

@@ -292,16 +292,6 @@ judge_host(struct sts_check_report *r, const struct check_input *in)
 
 /* --- policy content and MX coverage ------------------------------------ */
 
-static bool
-is_ip(const char *h)
-{
-	if (strchr(h, ':') != NULL)
-		return true;
-	const char *last = strrchr(h, '.');
-	last = last != NULL ? last + 1 : h;
-	return *last != '\0' && strspn(last, "0123456789") == strlen(last);
-}
-
 static void
 judge_policy(struct sts_check_report *r, const struct check_input *in, struct sts_policy *p,
 	     bool *have_policy)
@@ -402,7 +392,7 @@ judge_coverage(struct sts_check_report *r, const struct sts_policy *p)
 	bool all = true;
 	for (size_t i = 0; i < r->n_mx; i++) {
 		const struct sts_check_mx *m = &r->mx[i];
-		if (m->host[0] == '\0' || is_ip(m->host))
+		if (m->host[0] == '\0' || sts_host_is_ip_literal(m->host))
 			continue;
 		real_mx++;
 		char norm[STS_HOST_MAX + 1];
@@ -464,7 +454,7 @@ judge_mx(struct sts_check_report *r, const struct check_input *in)
 		const struct sts_check_mx *m = &r->mx[i];
 		if (m->host[0] == '\0')
 			continue;
-		if (is_ip(m->host)) {
+		if (sts_host_is_ip_literal(m->host)) {
 			add(r, "mx.ip", S, STS_CHECK_FAIL, "45", m->host,
 			    "point the MX record at a host name", "MX %s is an IP address, not a host"
 			    " name: no certificate or policy pattern can match it", m->host);

@@ -640,9 +640,7 @@ sts_engine_lookup(struct sts_engine *e, const char *domain, sts_lookup_cb cb, vo
 		cb(arg, &bad);
 		return;
 	}
-	const char *last = strrchr(norm, '.');
-	last = last != NULL ? last + 1 : norm;
-	if (strspn(last, "0123456789") == strlen(last)) {
+	if (sts_host_is_ip_literal(norm)) {
 		/* Rule 42: no policy applies to address literals. */
 		bad.domain = norm;
 		bad.error_code = "domain.address_literal";

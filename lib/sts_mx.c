@@ -289,6 +289,16 @@ sts_host_normalize(const char *host, size_t len, char out[STS_HOST_MAX + 1])
 }
 
 bool
+sts_host_is_ip_literal(const char *host)
+{
+	if (strchr(host, ':') != NULL)
+		return true;
+	const char *last = strrchr(host, '.');
+	last = last != NULL ? last + 1 : host;
+	return *last != '\0' && strspn(last, "0123456789") == strlen(last);
+}
+
+bool
 sts_mx_match(const char *pattern, const char *host)
 {
 	if (pattern[0] == '*' && pattern[1] == '.') {

@@ -33,6 +33,10 @@ int sts_mx_pattern_check(const char *p, size_t len, unsigned flags,
  * Returns STS_OK or STS_EINVAL (not a usable host name). */
 int sts_host_normalize(const char *host, size_t len, char out[STS_HOST_MAX + 1]);
 
+/* True when host is an address literal rather than a name: it contains
+ * ':' (IPv6) or its last label is all digits (no top-level domain is). */
+bool sts_host_is_ip_literal(const char *host);
+
 /* Matches a normalised pattern against a normalised host: equality, or a
  * "*." pattern whose remainder equals the host after its first, non-empty
  * label. Case-insensitive. */
