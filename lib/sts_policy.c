@@ -11,6 +11,7 @@
 
 #include "sts_arena.h"
 #include "sts_tagrec.h"
+#include "sts_utf8.h"
 
 static inline bool is_wsp(unsigned char c) { return c == ' ' || c == '\t'; }
 
@@ -28,33 +29,6 @@ struct pctx {
 };
 
 #define AT(off) (off), c->line, (unsigned)((off) - c->line_begin) + 1
-
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629), or 0. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len;
-	unsigned lo = 0x80, hi = 0xbf;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		if (c == 0xe0) lo = 0xa0;
-		if (c == 0xed) hi = 0x9f;       /* no surrogates */
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		if (c == 0xf0) lo = 0x90;
-		if (c == 0xf4) hi = 0x8f;       /* at most U+10FFFF */
-	} else
-		return 0;
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return len;
-}
 
 static void
 dup_field(struct pctx *c, const char *key, size_t off)
@@ -200,7 +174,7 @@ field_ext(struct pctx *c, const unsigned char *k, size_t kl, const unsigned char
 			i++;
 			continue;
 		}
-		size_t n = utf8_seq(v + i, vl - i);
+		size_t n = sts_utf8_seq(v + i, vl - i);
 		if (n == 0) {
 			sts_diags_add(c->d, STS_SEV_ERROR, "policy.ext.bad_utf8", "20", AT(v_off + i),
 				      "field '%s': byte 0x%02x is not valid UTF-8; save the file as UTF-8",

@@ -11,6 +11,7 @@
 #include <mtasts/status.h>
 
 #include "sts_tagrec.h"
+#include "sts_utf8.h"
 
 /* ------------------------------------------------------------------------- */
 /* Netstrings */
@@ -182,35 +183,6 @@ static inline bool is_alnum(unsigned char c)
 }
 static inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c; }
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629), or 0. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len;
-	unsigned lo = 0x80, hi = 0xbf;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		if (c == 0xe0) lo = 0xa0;
-		if (c == 0xed) hi = 0x9f;       /* no surrogates */
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		if (c == 0xf0) lo = 0x90;
-		if (c == 0xf4) hi = 0x8f;       /* at most U+10FFFF */
-	} else
-		return 0;
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return len;
-}
-
 /* A port after "host:" or "[host]:": a number or a service name. */
 static bool
 port_ok(const unsigned char *p, size_t n)
@@ -299,7 +271,7 @@ sts_sm_normalize_key(const void *key, size_t len, struct sts_sm_request *out)
 		unsigned char c = k[i];
 		if (c <= 0x20 || c == 0x7f)
 			return key_invalid(out, "white space or control character in key");
-		size_t n = utf8_seq(k + i, len - i);
+		size_t n = sts_utf8_seq(k + i, len - i);
 		if (n == 0)
 			return key_invalid(out, "invalid UTF-8");
 		if (n > 1)
