@@ -66,6 +66,7 @@
 #include <mtasts/smtp.h>
 #include <mtasts/status.h>
 
+#include "sts_smtp_reply.h"
 #include "sts_x509.h"
 
 #define SMTP_TIMEOUT_DEFAULT 15000u
@@ -656,40 +657,6 @@ tls_input(struct probe *q, const char *data, size_t n)
 
 /* ---- plaintext SMTP ------------------------------------------------------ */
 
-enum reply_state { REPLY_INCOMPLETE, REPLY_COMPLETE, REPLY_MALFORMED };
-
-/* Looks for one complete reply at the start of buf: lines ending in LF (CR
- * optional), each "DDD-text" but the last, "DDD text" or "DDD". On
- * REPLY_COMPLETE *end is the length of the reply and *code its code (the
- * last line's, as Postfix's client takes it); on REPLY_MALFORMED *end is
- * the offset of the bad line. */
-static enum reply_state
-reply_scan(const char *buf, size_t len, int *code, size_t *end)
-{
-	size_t off = 0;
-	while (off < len) {
-		const char *nl = memchr(buf + off, '\n', len - off);
-		if (nl == NULL)
-			return REPLY_INCOMPLETE;
-		const char *l = buf + off;
-		size_t ll = (size_t)(nl - l);
-		if (ll > 0 && l[ll - 1] == '\r')
-			ll--;
-		if (ll < 3 || l[0] < '1' || l[0] > '5' || l[1] < '0' || l[1] > '9' ||
-		    l[2] < '0' || l[2] > '9' || (ll > 3 && l[3] != '-' && l[3] != ' ')) {
-			*end = off;
-			return REPLY_MALFORMED;
-		}
-		off = (size_t)(nl - buf) + 1;
-		if (ll == 3 || l[3] == ' ') {
-			*code = (l[0] - '0') * 100 + (l[1] - '0') * 10 + (l[2] - '0');
-			*end = off;
-			return REPLY_COMPLETE;
-		}
-	}
-	return REPLY_INCOMPLETE;
-}
-
 /* The first line of a reply, printable, for messages and the banner. */
 static void
 first_line(char *dst, size_t dstsz, const char *buf, size_t len)
@@ -698,25 +665,6 @@ first_line(char *dst, size_t dstsz, const char *buf, size_t len)
 	sts_copy_printable(dst, dstsz, buf, nl != NULL ? (size_t)(nl - buf) : len);
 }
 
-/* Whether a 250 reply to EHLO lists STARTTLS: a keyword line (any but the
- * first, which is the greeting) whose first word is STARTTLS, any case. */
-static bool
-ehlo_has_starttls(const char *buf, size_t len)
-{
-	size_t off = 0;
-	bool first = true;
-	while (off < len) {
-		const char *nl = memchr(buf + off, '\n', len - off);
-		size_t ll = nl != NULL ? (size_t)(nl - (buf + off)) : len - off;
-		const char *l = buf + off;
-		if (!first && ll >= 12 && strncasecmp(l + 4, "STARTTLS", 8) == 0 &&
-		    (ll == 12 || l[12] == ' ' || l[12] == '\t' || l[12] == '\r'))
-			return true;
-		first = false;
-		off += ll + 1;
-	}
-	return false;
-}
 
 /* One complete reply for the current stage. False when the probe ended. */
 static bool
@@ -740,7 +688,7 @@ on_reply(struct probe *q, int code, const char *buf, size_t len)
 			finish(q, AFTER_CLOSE, STS_SMTP_PROTOCOL, "EHLO refused: \"%s\"", text);
 			return false;
 		}
-		if (!ehlo_has_starttls(buf, len)) {
+		if (!sts_smtp_ehlo_has_starttls(buf, len)) {
 			finish(q, AFTER_QUIT, STS_SMTP_NO_STARTTLS, "no STARTTLS in EHLO reply");
 			return false;
 		}
@@ -781,10 +729,10 @@ plain_input(struct probe *q, const char *data, size_t n)
 	}
 	int code = 0;
 	size_t end = 0;
-	enum reply_state st = reply_scan(q->reply.data, q->reply.len, &code, &end);
-	if (st == REPLY_INCOMPLETE)
+	enum sts_smtp_reply st = sts_smtp_reply_scan(q->reply.data, q->reply.len, &code, &end);
+	if (st == STS_SMTP_REPLY_INCOMPLETE)
 		return;
-	if (st == REPLY_MALFORMED) {
+	if (st == STS_SMTP_REPLY_MALFORMED) {
 		char text[96];
 		first_line(text, sizeof text, q->reply.data + end, q->reply.len - end);
 		finish(q, AFTER_CLOSE, STS_SMTP_PROTOCOL, "malformed %s: \"%s\"",
