@@ -1,0 +1,357 @@
+/* main.c: mta-stsd, the Postfix socketmap daemon (MTA-STS policies for
+ * smtp_tls_policy_maps). Command line, logging, privilege drop and the
+ * libuv loop; the socketmap server itself is in server.c.
+ *
+ * Flags follow postfix-mta-sts-resolver's mta-sts-daemon: -c/--config,
+ * -v/--verbosity, -l/--logfile, -u/--user, -g/--group, -p/--pidfile,
+ * --disable-uvloop (accepted, ignored); plus --check-config, --help and
+ * --version. */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mtasts/status.h>
+
+#include "config.h"
+#include "server.h"
+
+#ifndef STSD_VERSION
+#define STSD_VERSION "0.0.0"
+#endif
+
+/* ------------------------------------------------------------------------
+ * Logging: one line per message to the log file or standard error. */
+
+static FILE *log_fp;
+static char *log_path;
+
+static void
+log_line(void *ctx, enum sts_log_level level, const char *msg)
+{
+	(void)ctx;
+	FILE *fp = log_fp != NULL ? log_fp : stderr;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char when[32];
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(fp, "%s.%03ldZ mta-stsd[%ld]: %s: %s\n", when, ts.tv_nsec / 1000000L,
+		(long)getpid(), sts_log_level_name(level), msg);
+	fflush(fp);
+}
+
+/* Opens (or reopens, on SIGHUP) the log file; keeps the old one on failure. */
+static int
+log_reopen(void)
+{
+	if (log_path == NULL)
+		return 0;
+	FILE *fp = fopen(log_path, "a");
+	if (fp == NULL)
+		return -1;
+	if (log_fp != NULL)
+		fclose(log_fp);
+	log_fp = fp;
+	return 0;
+}
+
+static void
+on_hup(void *ctx)
+{
+	struct sts_logger *lg = ctx;
+	if (log_reopen() != 0)
+		sts_log(lg, STS_LOG_ERROR, "SIGHUP: cannot reopen log file %s: %s", log_path,
+			strerror(errno));
+	else
+		sts_log(lg, STS_LOG_INFO, "SIGHUP: log file reopened (configuration reload is"
+			" not supported yet: restart to apply changes)");
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: mta-stsd [-c FILE] [-v LEVEL] [-l FILE] [-u USER] [-g GROUP] [-p FILE]\n"
+		"                [--disable-uvloop] [--check-config] [--help] [--version]\n"
+		"\n"
+		"Postfix socketmap daemon answering smtp_tls_policy_maps lookups with\n"
+		"MTA-STS policies (RFC 8461).\n"
+		"\n"
+		"  -c, --config FILE     configuration (default " STSD_CONFIG_PATH ";\n"
+		"                        built-in defaults when the default file is missing)\n"
+		"  -v, --verbosity LEVEL debug, info, warn, error or fatal\n"
+		"  -l, --logfile FILE    log to FILE instead of standard error (SIGHUP reopens it)\n"
+		"  -u, --user USER       drop privileges to USER after binding\n"
+		"  -g, --group GROUP     drop privileges to GROUP after binding\n"
+		"  -p, --pidfile FILE    write the process id to FILE\n"
+		"      --disable-uvloop  accepted for compatibility, ignored\n"
+		"      --check-config    check the configuration and exit (0 fine, 1 errors)\n"
+		"      --help            this text\n"
+		"      --version         print the version\n");
+}
+
+static int
+parse_level(const char *s, enum sts_log_level *out)
+{
+	static const struct { const char *name; enum sts_log_level level; } levels[] = {
+		{ "debug", STS_LOG_DEBUG }, { "info", STS_LOG_INFO },
+		{ "warn", STS_LOG_WARNING }, { "warning", STS_LOG_WARNING },
+		{ "error", STS_LOG_ERROR }, { "fatal", STS_LOG_ERROR },
+	};
+	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+		if (strcasecmp(s, levels[i].name) == 0) {
+			*out = levels[i].level;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void
+print_diags(const struct sts_diags *d, const char *file)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		const struct sts_diag *g = &d->items[i];
+		fprintf(stderr, "%s:%u:%u: %s: %s [%s]\n", file, g->line, g->column,
+			sts_severity_name(g->severity), g->message, g->code);
+	}
+	if (d->n_dropped > 0)
+		fprintf(stderr, "%s: %zu more diagnostics not shown\n", file, d->n_dropped);
+}
+
+/* Drops to user/group (either may be NULL). Returns 0 or -1 with a message. */
+static int
+drop_privileges(const char *user, const char *group, char *err, size_t errsz)
+{
+	uid_t uid = 0;
+	gid_t gid = 0;
+	bool have_uid = false, have_gid = false;
+	if (user != NULL) {
+		struct passwd *pw = getpwnam(user);
+		if (pw == NULL) {
+			snprintf(err, errsz, "unknown user '%s'", user);
+			return -1;
+		}
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+		have_uid = have_gid = true;
+	}
+	if (group != NULL) {
+		struct group *gr = getgrnam(group);
+		if (gr == NULL) {
+			snprintf(err, errsz, "unknown group '%s'", group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+		have_gid = true;
+	}
+	if (have_gid) {
+		if (setgroups(1, &gid) != 0) {
+			snprintf(err, errsz, "setgroups(%ld): %s", (long)gid, strerror(errno));
+			return -1;
+		}
+		if (setgid(gid) != 0) {
+			snprintf(err, errsz, "setgid(%ld): %s", (long)gid, strerror(errno));
+			return -1;
+		}
+	}
+	if (have_uid) {
+		if (setuid(uid) != 0) {
+			snprintf(err, errsz, "setuid(%ld): %s", (long)uid, strerror(errno));
+			return -1;
+		}
+		if (uid != 0 && setuid(0) == 0) {
+			snprintf(err, errsz, "could regain root after setuid(%ld)", (long)uid);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { OPT_DISABLE_UVLOOP = 256, OPT_CHECK, OPT_HELP, OPT_VERSION };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "verbosity", required_argument, NULL, 'v' },
+		{ "logfile", required_argument, NULL, 'l' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "pidfile", required_argument, NULL, 'p' },
+		{ "disable-uvloop", no_argument, NULL, OPT_DISABLE_UVLOOP },
+		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_path = NULL, *user = NULL, *group = NULL, *pidfile = NULL;
+	bool check = false, have_level = false;
+	enum sts_log_level level = STS_LOG_INFO;
+	int ch;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":c:v:l:u:g:p:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': config_path = optarg; break;
+		case 'v':
+			if (parse_level(optarg, &level) != 0) {
+				fprintf(stderr, "mta-stsd: -v '%s': give debug, info, warn, error"
+					" or fatal\n", optarg);
+				return 2;
+			}
+			have_level = true;
+			break;
+		case 'l': log_path = optarg; break;
+		case 'u': user = optarg; break;
+		case 'g': group = optarg; break;
+		case 'p': pidfile = optarg; break;
+		case OPT_DISABLE_UVLOOP: break;
+		case OPT_CHECK: check = true; break;
+		case 'h':
+		case OPT_HELP: usage(stdout); return 0;
+		case OPT_VERSION: printf("mta-stsd %s\n", STSD_VERSION); return 0;
+		case ':':
+			fprintf(stderr, "mta-stsd: option '%s' needs a value\n", argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, "mta-stsd: unknown option '%s'\n", argv[optind - 1]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "mta-stsd: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+
+	/* Configuration */
+	struct stsd_config cfg;
+	struct sts_diags *d = malloc(sizeof *d);
+	if (d == NULL) {
+		fprintf(stderr, "mta-stsd: out of memory\n");
+		return 1;
+	}
+	sts_diags_init(d);
+	const char *path = config_path != NULL ? config_path : STSD_CONFIG_PATH;
+	int rc = stsd_config_load(path, &cfg, d);
+	if (rc == STS_ENOTFOUND) {
+		if (config_path != NULL) {
+			fprintf(stderr, "mta-stsd: %s: no such file\n", path);
+			stsd_config_free(&cfg);
+			free(d);
+			return 1;
+		}
+		if (check)
+			printf("%s: not found: the built-in defaults apply\n", path);
+		rc = STS_OK;
+	}
+	print_diags(d, path);
+	if (check) {
+		if (rc == STS_OK)
+			printf("%s: configuration OK (%zu warnings)\n", path, d->n_warnings);
+		stsd_config_free(&cfg);
+		free(d);
+		return rc == STS_OK ? 0 : 1;
+	}
+	free(d);
+	if (rc != STS_OK) {
+		fprintf(stderr, "mta-stsd: %s: configuration has errors, not starting\n", path);
+		stsd_config_free(&cfg);
+		return 1;
+	}
+	if (!have_level)
+		level = cfg.log_level;
+	if (user == NULL)
+		user = cfg.user;
+	if (group == NULL)
+		group = cfg.group;
+	if (pidfile == NULL)
+		pidfile = cfg.pidfile;
+
+	if (log_path != NULL && log_reopen() != 0) {
+		fprintf(stderr, "mta-stsd: --logfile %s: %s\n", log_path, strerror(errno));
+		stsd_config_free(&cfg);
+		return 1;
+	}
+	struct sts_logger lg = { log_line, NULL, level };
+
+	struct stsd_server *srv = NULL;
+	char err[512];
+	if (stsd_server_new(&cfg, &lg, &srv, err, sizeof err) != 0) {
+		sts_log(&lg, STS_LOG_ERROR, "%s", err);
+		fprintf(stderr, "mta-stsd: %s\n", err);
+		stsd_config_free(&cfg);
+		if (log_fp != NULL)
+			fclose(log_fp);
+		return 1;
+	}
+	stsd_server_on_hup(srv, on_hup, &lg);
+
+	if (pidfile != NULL) {
+		FILE *pf = fopen(pidfile, "w");
+		if (pf == NULL) {
+			sts_log(&lg, STS_LOG_ERROR, "pidfile %s: %s", pidfile, strerror(errno));
+			goto fail;
+		}
+		fprintf(pf, "%ld\n", (long)getpid());
+		fclose(pf);
+	}
+
+	/* The state directory (SQLite cache) belongs to the unprivileged user. */
+	if (cfg.cache.type == STSD_CACHE_SQLITE && cfg.state_dir != NULL) {
+		if (mkdir(cfg.state_dir, 0750) != 0 && errno != EEXIST) {
+			sts_log(&lg, STS_LOG_ERROR, "state directory %s: %s", cfg.state_dir,
+				strerror(errno));
+			goto fail;
+		}
+		if (user != NULL) {
+			struct passwd *pw = getpwnam(user);
+			if (pw != NULL && chown(cfg.state_dir, pw->pw_uid, pw->pw_gid) != 0)
+				sts_log(&lg, STS_LOG_WARNING, "chown %s: %s", cfg.state_dir,
+					strerror(errno));
+		}
+	}
+	if (user != NULL || group != NULL) {
+		if (drop_privileges(user, group, err, sizeof err) != 0) {
+			sts_log(&lg, STS_LOG_ERROR, "cannot drop privileges: %s", err);
+			fprintf(stderr, "mta-stsd: cannot drop privileges: %s\n", err);
+			goto fail;
+		}
+		sts_log(&lg, STS_LOG_INFO, "running as user %s group %s", user ? user : "(same)",
+			group ? group : "(user's)");
+	}
+	if (stsd_server_start(srv, err, sizeof err) != 0) {
+		sts_log(&lg, STS_LOG_ERROR, "%s", err);
+		fprintf(stderr, "mta-stsd: %s\n", err);
+		goto fail;
+	}
+	rc = stsd_server_run(srv);
+	stsd_server_free(&srv);
+	if (pidfile != NULL)
+		unlink(pidfile);
+	stsd_config_free(&cfg);
+	sts_log(&lg, STS_LOG_INFO, "stopped");
+	if (log_fp != NULL)
+		fclose(log_fp);
+	return rc;
+fail:
+	stsd_server_free(&srv);
+	if (pidfile != NULL)
+		unlink(pidfile);
+	stsd_config_free(&cfg);
+	if (log_fp != NULL)
+		fclose(log_fp);
+	return 1;
+}

@@ -1,0 +1,1075 @@
+/* server.c: the socketmap server of mta-stsd (see server.h). */
+#include <errno.h>
+#include <grp.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <mtasts/engine.h>
+#include <mtasts/socketmap.h>
+#include <mtasts/status.h>
+
+#include "server.h"
+
+#define MEMO_BUCKETS 4096u
+
+struct memo {
+	struct memo *next;
+	enum sts_lookup_status status;   /* POLICY, NONE or NO_POLICY */
+	bool has_policy;
+	struct sts_policy policy;
+	uint64_t stored_ms;              /* uv_now when the engine answered */
+	char domain[STS_HOST_MAX + 1];
+};
+
+struct req;
+struct conn;
+
+/* One engine lookup in flight for a domain; requests wait on it. */
+struct flight {
+	struct flight *next;
+	struct stsd_server *srv;
+	struct req *waiters;
+	char domain[STS_HOST_MAX + 1];
+};
+
+struct req {
+	struct req *next;                /* in the connection's queue, in request order */
+	struct req *fnext;               /* among a flight's waiters */
+	struct conn *conn;
+	struct flight *flight;           /* waiting on it, or NULL */
+	uv_timer_t *timer;               /* zone timeout while waiting, or NULL */
+	const struct stsd_zone *zone;
+	bool done;
+	struct sts_buf reply;            /* payload, without netstring framing */
+	char host[STS_HOST_MAX + 1];
+};
+
+struct conn {
+	struct conn *prev, *next;
+	struct stsd_server *srv;
+	union {
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+		uv_stream_t stream;
+		uv_handle_t handle;
+	} u;
+	uv_timer_t idle;
+	uv_shutdown_t shutdown_req;
+	struct sts_netstring_dec dec;
+	struct req *head, *tail;
+	unsigned n_writes;
+	int closes_pending;
+	bool eof, broken, shut, closing;
+	unsigned long id;
+};
+
+struct wreq {
+	uv_write_t w;
+	struct conn *conn;
+	uv_buf_t b;
+	char data[];
+};
+
+struct stsd_server {
+	const struct stsd_config *cfg;
+	const struct sts_logger *log;
+	uv_loop_t loop;
+	bool loop_ok;
+	union {
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+		uv_stream_t stream;
+		uv_handle_t handle;
+	} lis;
+	bool lis_ok, is_unix, unix_bound;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	bool sigs_ok;
+	uv_timer_t shutdown_timer;
+	bool shutdown_timer_ok;
+	void (*hup_fn)(void *);
+	void *hup_ctx;
+
+	struct sts_dns *dns;
+	struct sts_fetcher *fetcher;
+	struct sts_cache *cache;
+	struct sts_engine *engine;
+
+	struct conn *conns;
+	unsigned n_conns;
+	unsigned long next_id;
+	struct flight *flights;
+	struct memo *memo[MEMO_BUCKETS];
+	size_t n_memo, max_memo;
+	bool stopping, finished;
+	char rbuf[65536];
+	bool rbuf_busy;
+};
+
+static void conn_flush(struct conn *c);
+static void conn_close(struct conn *c);
+static void server_maybe_finish(struct stsd_server *s);
+
+/* ------------------------------------------------------------------------
+ * The in-memory map of last answers. */
+
+static unsigned
+memo_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h & (MEMO_BUCKETS - 1);
+}
+
+static struct memo *
+memo_get(struct stsd_server *s, const char *domain)
+{
+	for (struct memo *m = s->memo[memo_hash(domain)]; m != NULL; m = m->next)
+		if (strcmp(m->domain, domain) == 0)
+			return m;
+	return NULL;
+}
+
+static void
+memo_clear(struct stsd_server *s)
+{
+	for (unsigned i = 0; i < MEMO_BUCKETS; i++) {
+		struct memo *m = s->memo[i];
+		while (m != NULL) {
+			struct memo *n = m->next;
+			sts_policy_clear(&m->policy);
+			free(m);
+			m = n;
+		}
+		s->memo[i] = NULL;
+	}
+	s->n_memo = 0;
+}
+
+/* Copies a policy by rendering and parsing it again. */
+static bool
+policy_copy(const struct sts_policy *from, struct sts_policy *to)
+{
+	struct sts_buf b;
+	sts_buf_init(&b, 1u << 20);
+	bool ok = false;
+	memset(to, 0, sizeof *to);
+	if (sts_policy_render(from, &b) == STS_OK) {
+		struct sts_diags *d = malloc(sizeof *d);
+		if (d != NULL) {
+			sts_diags_init(d);
+			ok = sts_policy_parse(b.data, b.len, 0, to, d) == STS_OK;
+			free(d);
+		}
+		if (!ok)
+			sts_policy_clear(to);
+	}
+	sts_buf_free(&b);
+	return ok;
+}
+
+static void
+memo_put(struct stsd_server *s, const struct sts_lookup_result *r)
+{
+	if (r->status == STS_LOOKUP_TEMPFAIL || r->domain == NULL || r->domain[0] == '\0' ||
+	    strlen(r->domain) > STS_HOST_MAX)
+		return;
+	struct memo *m = memo_get(s, r->domain);
+	if (m == NULL) {
+		if (s->n_memo >= s->max_memo) {
+			sts_log(s->log, STS_LOG_DEBUG, "answer map full (%zu): emptied", s->n_memo);
+			memo_clear(s);
+		}
+		m = calloc(1, sizeof *m);
+		if (m == NULL)
+			return;
+		snprintf(m->domain, sizeof m->domain, "%s", r->domain);
+		unsigned h = memo_hash(m->domain);
+		m->next = s->memo[h];
+		s->memo[h] = m;
+		s->n_memo++;
+	} else if (m->has_policy) {
+		sts_policy_clear(&m->policy);
+		m->has_policy = false;
+	}
+	m->status = r->status;
+	m->stored_ms = uv_now(&s->loop);
+	if (r->policy != NULL)
+		m->has_policy = policy_copy(r->policy, &m->policy);
+	if (r->status == STS_LOOKUP_POLICY && !m->has_policy)
+		m->status = STS_LOOKUP_NO_POLICY;  /* out of memory: answer NOTFOUND */
+}
+
+/* ------------------------------------------------------------------------
+ * Replies */
+
+static void
+reply_for(struct req *q, enum sts_lookup_status status, const struct sts_policy *p,
+	  const char *why)
+{
+	struct stsd_server *s = q->conn->srv;
+	sts_buf_reset(&q->reply);
+	int rc = STS_OK;
+	if (status == STS_LOOKUP_POLICY && p != NULL) {
+		struct sts_sm_reply_opts o = {
+			.strict_testing = q->zone->strict_testing,
+			.require_sni = q->zone->require_sni,
+			.tlsrpt = q->zone->tlsrpt,
+			.policy_domain = q->host,
+		};
+		rc = sts_sm_reply_policy(p, &o, &q->reply, NULL);
+		if (rc != STS_OK) {
+			sts_log(s->log, STS_LOG_WARNING, "%s: policy cannot be answered (%d):"
+				" NOTFOUND", q->host, rc);
+			sts_buf_reset(&q->reply);
+			rc = sts_sm_reply_notfound(&q->reply);
+		}
+	} else if (status == STS_LOOKUP_TEMPFAIL && q->zone->temp_on_failure) {
+		rc = sts_sm_reply_temp(&q->reply, why);
+	} else {
+		rc = sts_sm_reply_notfound(&q->reply);
+	}
+	if (rc != STS_OK) {
+		sts_buf_reset(&q->reply);
+		sts_buf_puts(&q->reply, "TEMP out of memory");
+	}
+	q->done = true;
+	sts_log(s->log, STS_LOG_DEBUG, "conn %lu: %s -> %s", q->conn->id, q->host,
+		sts_buf_cstr(&q->reply));
+}
+
+static void
+timer_free_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void
+req_stop_timer(struct req *q)
+{
+	if (q->timer != NULL) {
+		uv_timer_stop(q->timer);
+		uv_close((uv_handle_t *)q->timer, timer_free_cb);
+		q->timer = NULL;
+	}
+}
+
+static void
+req_detach(struct req *q)
+{
+	struct flight *f = q->flight;
+	if (f != NULL) {
+		for (struct req **pp = &f->waiters; *pp != NULL; pp = &(*pp)->fnext) {
+			if (*pp == q) {
+				*pp = q->fnext;
+				break;
+			}
+		}
+		q->flight = NULL;
+		q->fnext = NULL;
+	}
+	req_stop_timer(q);
+}
+
+/* ------------------------------------------------------------------------
+ * Engine lookups */
+
+static void
+flight_done(void *arg, const struct sts_lookup_result *r)
+{
+	struct flight *f = arg;
+	struct stsd_server *s = f->srv;
+	for (struct flight **pp = &s->flights; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	}
+	if (r->status == STS_LOOKUP_TEMPFAIL || r->error_code != NULL)
+		sts_log(s->log, r->status == STS_LOOKUP_TEMPFAIL ? STS_LOG_WARNING : STS_LOG_INFO,
+			"%s: %s%s%s%s%s", f->domain, sts_lookup_status_name(r->status),
+			r->error_code ? ": " : "", r->error_message ? r->error_message : "",
+			r->error_code ? " " : "", r->error_code ? r->error_code : "");
+	else
+		sts_log(s->log, STS_LOG_DEBUG, "%s: %s (%s)", f->domain,
+			sts_lookup_status_name(r->status),
+			r->source == STS_SOURCE_FETCH ? "fetched" : "cache");
+	if (!s->stopping || r->status != STS_LOOKUP_TEMPFAIL)
+		memo_put(s, r);
+
+	/* Answer the waiters. Closing a connection never frees its requests
+	 * before the loop runs again, so the list stays valid. */
+	struct req *list = f->waiters;
+	f->waiters = NULL;
+	for (struct req *q = list; q != NULL; q = q->fnext) {
+		q->flight = NULL;
+		req_stop_timer(q);
+		reply_for(q, r->status, r->policy,
+			  r->error_message ? r->error_message : "policy lookup failed");
+	}
+	for (struct req *q = list, *n; q != NULL; q = n) {
+		n = q->fnext;
+		q->fnext = NULL;
+		if (!q->conn->closing)
+			conn_flush(q->conn);
+	}
+	free(f);
+}
+
+static struct flight *
+flight_find(struct stsd_server *s, const char *domain)
+{
+	for (struct flight *f = s->flights; f != NULL; f = f->next)
+		if (strcmp(f->domain, domain) == 0)
+			return f;
+	return NULL;
+}
+
+static struct flight *
+flight_new(struct stsd_server *s, const char *domain)
+{
+	struct flight *f = calloc(1, sizeof *f);
+	if (f == NULL)
+		return NULL;
+	f->srv = s;
+	snprintf(f->domain, sizeof f->domain, "%s", domain);
+	f->next = s->flights;
+	s->flights = f;
+	return f;
+}
+
+static void
+flight_go(struct flight *f)
+{
+	sts_engine_lookup(f->srv->engine, f->domain, flight_done, f);
+}
+
+static void
+req_timeout(uv_timer_t *t)
+{
+	struct req *q = t->data;
+	req_detach(q);
+	sts_log(q->conn->srv->log, STS_LOG_INFO, "%s: no answer within %u ms: %s", q->host,
+		q->zone->timeout_ms, q->zone->temp_on_failure ? "TEMP" : "NOTFOUND");
+	reply_for(q, STS_LOOKUP_TEMPFAIL, NULL, "policy lookup timed out");
+	conn_flush(q->conn);
+}
+
+/* ------------------------------------------------------------------------
+ * Requests */
+
+static struct req *
+req_push(struct conn *c)
+{
+	struct req *q = calloc(1, sizeof *q);
+	if (q == NULL)
+		return NULL;
+	q->conn = c;
+	sts_buf_init(&q->reply, STS_SM_REPLY_MAX);
+	if (c->tail != NULL)
+		c->tail->next = q;
+	else
+		c->head = q;
+	c->tail = q;
+	return q;
+}
+
+static void
+req_free(struct req *q)
+{
+	sts_buf_free(&q->reply);
+	free(q);
+}
+
+static bool
+handle_request(struct conn *c, const struct sts_bytes *payload)
+{
+	struct stsd_server *s = c->srv;
+	struct req *q = req_push(c);
+	if (q == NULL)
+		return false;
+	struct sts_sm_request r;
+	sts_sm_parse_request(payload->ptr, payload->len, &r);
+	q->zone = stsd_config_zone(s->cfg, r.name, r.name_len);
+	snprintf(q->host, sizeof q->host, "%s", r.host);
+	switch (r.cls) {
+	case STS_SM_KEY_NOTFOUND_PARENT:
+	case STS_SM_KEY_NOTFOUND_IP:
+		reply_for(q, STS_LOOKUP_NO_POLICY, NULL, NULL);
+		return true;
+	case STS_SM_KEY_INVALID: {
+		char esc[200];
+		sts_escape(r.key, r.key_len, esc, sizeof esc);
+		sts_log(s->log, STS_LOG_INFO, "conn %lu: invalid key '%s': %s: NOTFOUND", c->id,
+			esc, r.reason);
+		reply_for(q, STS_LOOKUP_NO_POLICY, NULL, NULL);
+		return true;
+	}
+	case STS_SM_KEY_DOMAIN:
+		break;
+	}
+
+	struct memo *m = memo_get(s, q->host);
+	if (m != NULL) {
+		reply_for(q, m->status, m->has_policy ? &m->policy : NULL, NULL);
+		if (uv_now(&s->loop) - m->stored_ms > s->cfg->cache_grace_ms &&
+		    flight_find(s, q->host) == NULL && !s->stopping) {
+			struct flight *f = flight_new(s, q->host);
+			if (f != NULL) {
+				sts_log(s->log, STS_LOG_DEBUG, "%s: refreshing in the background",
+					q->host);
+				flight_go(f);
+			}
+		}
+		return true;
+	}
+
+	struct flight *f = flight_find(s, q->host);
+	bool start = f == NULL;
+	if (start && (f = flight_new(s, q->host)) == NULL) {
+		reply_for(q, STS_LOOKUP_TEMPFAIL, NULL, "out of memory");
+		return true;
+	}
+	q->timer = malloc(sizeof *q->timer);
+	if (q->timer != NULL) {
+		uv_timer_init(&s->loop, q->timer);
+		q->timer->data = q;
+		uv_timer_start(q->timer, req_timeout, q->zone->timeout_ms, 0);
+	}
+	q->flight = f;
+	q->fnext = f->waiters;
+	f->waiters = q;
+	if (start)
+		flight_go(f);
+	return true;
+}
+
+/* ------------------------------------------------------------------------
+ * Connections */
+
+static void
+write_done(uv_write_t *w, int status)
+{
+	struct wreq *wr = (struct wreq *)w;
+	struct conn *c = wr->conn;
+	free(wr);
+	c->n_writes--;
+	if (c->closing)
+		return;
+	if (status < 0) {
+		sts_log(c->srv->log, STS_LOG_INFO, "conn %lu: write: %s", c->id, uv_strerror(status));
+		conn_close(c);
+		return;
+	}
+	conn_flush(c);
+}
+
+static void
+shutdown_done(uv_shutdown_t *r, int status)
+{
+	(void)status;
+	struct conn *c = r->data;
+	if (!c->closing && c->eof)
+		conn_close(c);
+}
+
+/* Writes every finished reply at the head of the queue, in order; closes
+ * the connection when it has nothing more to do. */
+static void
+conn_flush(struct conn *c)
+{
+	while (c->head != NULL && c->head->done && !c->closing) {
+		struct req *q = c->head;
+		c->head = q->next;
+		if (c->head == NULL)
+			c->tail = NULL;
+		struct sts_buf out;
+		sts_buf_init(&out, STS_SM_REPLY_MAX + 16);
+		int rc = sts_netstring_encode(&out, q->reply.data ? q->reply.data : "",
+					      q->reply.len, STS_SM_REPLY_MAX);
+		req_free(q);
+		if (rc != STS_OK) {
+			sts_buf_free(&out);
+			conn_close(c);
+			return;
+		}
+		struct wreq *wr = malloc(sizeof *wr + out.len);
+		if (wr == NULL) {
+			sts_buf_free(&out);
+			conn_close(c);
+			return;
+		}
+		memcpy(wr->data, out.data, out.len);
+		wr->b = uv_buf_init(wr->data, (unsigned)out.len);
+		wr->conn = c;
+		sts_buf_free(&out);
+		int e = uv_write(&wr->w, &c->u.stream, &wr->b, 1, write_done);
+		if (e < 0) {
+			free(wr);
+			sts_log(c->srv->log, STS_LOG_INFO, "conn %lu: write: %s", c->id,
+				uv_strerror(e));
+			conn_close(c);
+			return;
+		}
+		c->n_writes++;
+	}
+	if (c->closing || c->head != NULL || c->n_writes > 0)
+		return;
+	if (c->broken) {
+		/* PERM sent: half-close, then read until the peer closes. */
+		if (!c->shut) {
+			c->shut = true;
+			c->shutdown_req.data = c;
+			if (uv_shutdown(&c->shutdown_req, &c->u.stream, shutdown_done) < 0)
+				conn_close(c);
+		}
+		return;
+	}
+	if (c->eof || c->srv->stopping)
+		conn_close(c);
+}
+
+static void
+conn_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	if (--c->closes_pending > 0)
+		return;
+	struct stsd_server *s = c->srv;
+	while (c->head != NULL) {
+		struct req *q = c->head;
+		c->head = q->next;
+		req_free(q);
+	}
+	sts_netstring_dec_free(&c->dec);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->n_conns--;
+	free(c);
+	server_maybe_finish(s);
+}
+
+/* Closes the connection; its requests are freed when the handles are
+ * closed (never before the loop runs again). */
+static void
+conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	for (struct req *q = c->head; q != NULL; q = q->next)
+		req_detach(q);
+	sts_log(c->srv->log, STS_LOG_DEBUG, "conn %lu: closed", c->id);
+	uv_timer_stop(&c->idle);
+	c->closes_pending = 2;
+	uv_close((uv_handle_t *)&c->idle, conn_closed);
+	uv_close(&c->u.handle, conn_closed);
+}
+
+static void
+idle_timeout(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	sts_log(c->srv->log, STS_LOG_DEBUG, "conn %lu: idle for %u ms", c->id,
+		STSD_IDLE_TIMEOUT_MS);
+	conn_close(c);
+}
+
+static void
+alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)suggested;
+	struct conn *c = h->data;
+	struct stsd_server *s = c->srv;
+	if (s->rbuf_busy) {
+		*buf = uv_buf_init(NULL, 0);
+		return;
+	}
+	s->rbuf_busy = true;
+	*buf = uv_buf_init(s->rbuf, sizeof s->rbuf);
+}
+
+static void
+read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = st->data;
+	struct stsd_server *s = c->srv;
+	if (buf->base == s->rbuf)
+		s->rbuf_busy = false;
+	if (c->closing)
+		return;
+	if (nread < 0) {
+		if (nread != UV_EOF)
+			sts_log(s->log, STS_LOG_DEBUG, "conn %lu: read: %s", c->id,
+				uv_strerror((int)nread));
+		else if (!c->broken && !sts_netstring_dec_idle(&c->dec))
+			sts_log(s->log, STS_LOG_INFO, "conn %lu: truncated request at EOF", c->id);
+		c->eof = true;
+		uv_read_stop(st);
+		if (nread != UV_EOF || c->shut)
+			conn_close(c);
+		else
+			conn_flush(c);
+		return;
+	}
+	if (nread == 0)
+		return;
+	uv_timer_again(&c->idle);
+	if (c->broken)
+		return;   /* draining after PERM */
+	const char *p = buf->base;
+	size_t left = (size_t)nread;
+	while (left > 0) {
+		size_t used = 0;
+		struct sts_bytes payload;
+		enum sts_netstring_rc rc = sts_netstring_dec_feed(&c->dec, p, left, &used, &payload);
+		p += used;
+		left -= used;
+		if (rc == STS_NETSTRING_PAYLOAD) {
+			if (!handle_request(c, &payload)) {
+				conn_close(c);
+				return;
+			}
+			continue;
+		}
+		if (rc == STS_NETSTRING_ERROR) {
+			const char *why = sts_netstring_strerror(c->dec.error);
+			sts_log(s->log, STS_LOG_WARNING, "conn %lu: malformed request at byte %llu:"
+				" %s: PERM and close", c->id, (unsigned long long)c->dec.offset, why);
+			c->broken = true;
+			if (c->dec.reply_ok) {
+				struct req *q = req_push(c);
+				if (q != NULL) {
+					if (sts_sm_reply_perm(&q->reply, why) != STS_OK)
+						sts_buf_puts(&q->reply, "PERM");
+					q->done = true;
+				}
+			}
+			break;
+		}
+		break;  /* MORE */
+	}
+	conn_flush(c);
+}
+
+static void
+on_connection(uv_stream_t *lis, int status)
+{
+	struct stsd_server *s = lis->data;
+	if (status < 0) {
+		sts_log(s->log, STS_LOG_WARNING, "accept: %s", uv_strerror(status));
+		return;
+	}
+	struct conn *c = calloc(1, sizeof *c);
+	if (c == NULL || sts_netstring_dec_init(&c->dec, STS_SM_REQUEST_MAX) != STS_OK) {
+		free(c);
+		sts_log(s->log, STS_LOG_ERROR, "accept: out of memory");
+		return;
+	}
+	c->srv = s;
+	c->id = ++s->next_id;
+	if (s->is_unix)
+		uv_pipe_init(&s->loop, &c->u.pipe, 0);
+	else
+		uv_tcp_init(&s->loop, &c->u.tcp);
+	uv_timer_init(&s->loop, &c->idle);
+	c->u.handle.data = c;
+	c->idle.data = c;
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->n_conns++;
+	int e = uv_accept(lis, &c->u.stream);
+	if (e < 0) {
+		sts_log(s->log, STS_LOG_WARNING, "accept: %s", uv_strerror(e));
+		conn_close(c);
+		return;
+	}
+	if (s->n_conns > STSD_MAX_CONNECTIONS || s->stopping) {
+		sts_log(s->log, STS_LOG_WARNING, "too many connections (%u): closing a new one",
+			STSD_MAX_CONNECTIONS);
+		conn_close(c);
+		return;
+	}
+	if (!s->is_unix)
+		uv_tcp_nodelay(&c->u.tcp, 1);
+	sts_log(s->log, STS_LOG_DEBUG, "conn %lu: accepted", c->id);
+	uv_timer_start(&c->idle, idle_timeout, STSD_IDLE_TIMEOUT_MS, STSD_IDLE_TIMEOUT_MS);
+	e = uv_read_start(&c->u.stream, alloc_cb, read_cb);
+	if (e < 0)
+		conn_close(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Shutdown */
+
+static void
+handle_noop_close(uv_handle_t *h)
+{
+	(void)h;
+}
+
+/* When stopping and every connection is gone: release everything so that
+ * the loop runs out. */
+static void
+server_maybe_finish(struct stsd_server *s)
+{
+	if (!s->stopping || s->finished || s->n_conns > 0)
+		return;
+	s->finished = true;
+	if (s->shutdown_timer_ok) {
+		uv_timer_stop(&s->shutdown_timer);
+		uv_close((uv_handle_t *)&s->shutdown_timer, handle_noop_close);
+		s->shutdown_timer_ok = false;
+	}
+	if (s->sigs_ok) {
+		uv_close((uv_handle_t *)&s->sig_term, handle_noop_close);
+		uv_close((uv_handle_t *)&s->sig_int, handle_noop_close);
+		uv_close((uv_handle_t *)&s->sig_hup, handle_noop_close);
+		s->sigs_ok = false;
+	}
+	sts_engine_free(&s->engine);
+	sts_dns_free(&s->dns);
+	sts_fetcher_free(&s->fetcher);
+	sts_log(s->log, STS_LOG_INFO, "all connections closed");
+}
+
+static void
+shutdown_timeout(uv_timer_t *t)
+{
+	struct stsd_server *s = t->data;
+	sts_log(s->log, STS_LOG_WARNING, "shutdown timeout: closing %u connections", s->n_conns);
+	for (struct conn *c = s->conns; c != NULL; c = c->next)
+		conn_close(c);
+}
+
+static void
+server_stop(struct stsd_server *s, const char *why)
+{
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	sts_log(s->log, STS_LOG_INFO, "%s: stopping (%u connections, at most %u ms)", why,
+		s->n_conns, s->cfg->shutdown_timeout_ms);
+	if (s->lis_ok) {
+		uv_close(&s->lis.handle, handle_noop_close);
+		s->lis_ok = false;
+	}
+	uv_timer_init(&s->loop, &s->shutdown_timer);
+	s->shutdown_timer.data = s;
+	s->shutdown_timer_ok = true;
+	uv_timer_start(&s->shutdown_timer, shutdown_timeout, s->cfg->shutdown_timeout_ms, 0);
+	/* Answer what was asked, take no new requests. */
+	for (struct conn *c = s->conns, *n; c != NULL; c = n) {
+		n = c->next;
+		if (!c->closing) {
+			if (!c->broken)
+				uv_read_stop(&c->u.stream);
+			conn_flush(c);
+		}
+	}
+	server_maybe_finish(s);
+}
+
+static void
+on_signal(uv_signal_t *h, int signum)
+{
+	struct stsd_server *s = h->data;
+	if (signum == SIGHUP) {
+		if (s->hup_fn != NULL)
+			s->hup_fn(s->hup_ctx);
+		return;
+	}
+	server_stop(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* ------------------------------------------------------------------------
+ * Setup */
+
+/* A UNIX socket file left by a dead daemon is replaced; a live one is not. */
+static int
+unix_prepare(const char *path, char *err, size_t errsz)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errsz, "%s exists and is not a socket", path);
+		return -1;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errsz, "socket: %s", strerror(errno));
+		return -1;
+	}
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	int r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+	close(fd);
+	if (r == 0) {
+		snprintf(err, errsz, "%s: another daemon is listening there", path);
+		return -1;
+	}
+	if (unlink(path) != 0 && errno != ENOENT) {
+		snprintf(err, errsz, "cannot remove stale socket %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+listen_unix(struct stsd_server *s, char *err, size_t errsz)
+{
+	const struct stsd_config *cfg = s->cfg;
+	s->is_unix = true;
+	if (unix_prepare(cfg->path, err, errsz) != 0)
+		return -1;
+	uv_pipe_init(&s->loop, &s->lis.pipe, 0);
+	s->lis_ok = true;
+	int e = uv_pipe_bind(&s->lis.pipe, cfg->path);
+	if (e < 0) {
+		snprintf(err, errsz, "bind %s: %s", cfg->path, uv_strerror(e));
+		return -1;
+	}
+	s->unix_bound = true;
+	if (cfg->mode >= 0 && chmod(cfg->path, (mode_t)cfg->mode) != 0) {
+		snprintf(err, errsz, "chmod %s: %s", cfg->path, strerror(errno));
+		return -1;
+	}
+	if (cfg->socket_owner != NULL || cfg->socket_group != NULL) {
+		uid_t uid = (uid_t)-1;
+		gid_t gid = (gid_t)-1;
+		if (cfg->socket_owner != NULL) {
+			struct passwd *pw = getpwnam(cfg->socket_owner);
+			if (pw == NULL) {
+				snprintf(err, errsz, "socket_owner: unknown user '%s'",
+					 cfg->socket_owner);
+				return -1;
+			}
+			uid = pw->pw_uid;
+		}
+		if (cfg->socket_group != NULL) {
+			struct group *gr = getgrnam(cfg->socket_group);
+			if (gr == NULL) {
+				snprintf(err, errsz, "socket_group: unknown group '%s'",
+					 cfg->socket_group);
+				return -1;
+			}
+			gid = gr->gr_gid;
+		}
+		if (chown(cfg->path, uid, gid) != 0) {
+			snprintf(err, errsz, "chown %s: %s", cfg->path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+listen_tcp(struct stsd_server *s, char *err, size_t errsz)
+{
+	const struct stsd_config *cfg = s->cfg;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE };
+	struct addrinfo *ai = NULL;
+	char port[8];
+	snprintf(port, sizeof port, "%u", (unsigned)cfg->port);
+	int g = getaddrinfo(cfg->host, port, &hints, &ai);
+	if (g != 0 || ai == NULL) {
+		snprintf(err, errsz, "listen address %s: %s", cfg->host ? cfg->host : "(any)",
+			 gai_strerror(g));
+		return -1;
+	}
+	uv_tcp_init_ex(&s->loop, &s->lis.tcp, (unsigned)ai->ai_family);
+	s->lis_ok = true;
+	if (cfg->reuse_port) {
+		uv_os_fd_t fd;
+		int one = 1;
+		if (uv_fileno(&s->lis.handle, &fd) == 0)
+			(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+	}
+	int e = uv_tcp_bind(&s->lis.tcp, ai->ai_addr, 0);
+	freeaddrinfo(ai);
+	if (e < 0) {
+		snprintf(err, errsz, "bind %s:%u: %s", cfg->host, (unsigned)cfg->port,
+			 uv_strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+int
+stsd_server_new(const struct stsd_config *cfg, const struct sts_logger *log,
+		struct stsd_server **out, char *err, size_t errsz)
+{
+	*out = NULL;
+	struct stsd_server *s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	s->cfg = cfg;
+	s->log = log;
+	s->max_memo = cfg->cache.cache_size > 0 ? cfg->cache.cache_size : 10000;
+	if (uv_loop_init(&s->loop) != 0) {
+		free(s);
+		snprintf(err, errsz, "cannot start the event loop");
+		return -1;
+	}
+	s->loop_ok = true;
+	*out = s;
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((cfg->path != NULL ? listen_unix(s, err, errsz) : listen_tcp(s, err, errsz)) != 0)
+		return -1;
+	s->lis.handle.data = s;
+	int e = uv_listen(&s->lis.stream, 512, on_connection);
+	if (e < 0) {
+		snprintf(err, errsz, "listen: %s", uv_strerror(e));
+		return -1;
+	}
+
+	/* DNS and HTTPS */
+	char servers[2048] = "";
+	size_t len = 0;
+	for (size_t i = 0; i < cfg->n_resolvers && len < sizeof servers - 64; i++) {
+		const struct stsd_addr *a = &cfg->resolvers[i];
+		int n = snprintf(servers + len, sizeof servers - len,
+				 a->family == AF_INET6 ? "%s[%s]:%u" : "%s%s:%u", i ? "," : "",
+				 a->ip, (unsigned)a->port);
+		if (n > 0)
+			len += (size_t)n;
+	}
+	unsigned t = cfg->default_zone.timeout_ms;
+	struct sts_dns_opts dopts = {
+		.servers = servers,
+		.try_timeout_ms = t / 4 < 1500 ? (t / 4 > 100 ? t / 4 : 100) : 1500,
+		.tries = 2,
+	};
+	if (sts_dns_new(&s->loop, &dopts, &s->dns, err, errsz) != 0)
+		return -1;
+	struct sts_fetch_opts fopts = { .ca_file = cfg->ca_file, .timeout_ms = t };
+	if (sts_fetcher_new(&s->loop, &fopts, &s->fetcher, err, errsz) != 0)
+		return -1;
+	return 0;
+}
+
+void
+stsd_server_on_hup(struct stsd_server *s, void (*fn)(void *ctx), void *ctx)
+{
+	s->hup_fn = fn;
+	s->hup_ctx = ctx;
+}
+
+int
+stsd_server_start(struct stsd_server *s, char *err, size_t errsz)
+{
+	const struct stsd_config *cfg = s->cfg;
+	enum stsd_cache_type type = cfg->cache.type;
+	if (type != STSD_CACHE_INTERNAL && type != STSD_CACHE_SQLITE) {
+		sts_log(s->log, STS_LOG_ERROR, "cache type %s is not supported yet: using the"
+			" internal cache", stsd_cache_type_name(type));
+		type = STSD_CACHE_INTERNAL;
+	}
+	if (type == STSD_CACHE_SQLITE) {
+		char path[4096];
+		if (cfg->cache.filename != NULL)
+			snprintf(path, sizeof path, "%s", cfg->cache.filename);
+		else
+			snprintf(path, sizeof path, "%s/%s", cfg->state_dir, STSD_SQLITE_FILE);
+		if (sts_cache_sqlite_open(path, s->log, &s->cache, err, errsz) != 0)
+			return -1;
+		sts_log(s->log, STS_LOG_INFO, "policy cache: SQLite %s", path);
+	} else {
+		size_t n = cfg->cache.cache_size > 0 ? cfg->cache.cache_size : 10000;
+		if (sts_cache_memory_open(n, s->log, &s->cache) != STS_OK) {
+			snprintf(err, errsz, "cannot open the memory cache");
+			return -1;
+		}
+		sts_log(s->log, STS_LOG_INFO, "policy cache: internal, %zu entries", n);
+	}
+	struct sts_engine_opts eo = {
+		.dns = s->dns,
+		.fetcher = s->fetcher,
+		.cache = s->cache,
+		.log = *s->log,
+		.negative_ttl = cfg->negative_ttl_s > 0 ? cfg->negative_ttl_s : 1,
+		.backoff = cfg->backoff_s,
+	};
+	if (sts_engine_new(&eo, &s->engine) != STS_OK) {
+		snprintf(err, errsz, "cannot start the engine");
+		return -1;
+	}
+	uv_signal_init(&s->loop, &s->sig_term);
+	uv_signal_init(&s->loop, &s->sig_int);
+	uv_signal_init(&s->loop, &s->sig_hup);
+	s->sig_term.data = s->sig_int.data = s->sig_hup.data = s;
+	s->sigs_ok = true;
+	uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&s->sig_int, on_signal, SIGINT);
+	uv_signal_start(&s->sig_hup, on_signal, SIGHUP);
+	if (cfg->path != NULL)
+		sts_log(s->log, STS_LOG_INFO, "listening on %s", cfg->path);
+	else
+		sts_log(s->log, STS_LOG_INFO, "listening on %s:%u", cfg->host, (unsigned)cfg->port);
+	return 0;
+}
+
+int
+stsd_server_run(struct stsd_server *s)
+{
+	uv_run(&s->loop, UV_RUN_DEFAULT);
+	return 0;
+}
+
+void
+stsd_server_free(struct stsd_server **sp)
+{
+	struct stsd_server *s = *sp;
+	if (s == NULL)
+		return;
+	*sp = NULL;
+	if (s->loop_ok) {
+		/* Not run, or run to the end: close what is left. */
+		for (struct conn *c = s->conns; c != NULL; c = c->next)
+			conn_close(c);
+		if (s->lis_ok)
+			uv_close(&s->lis.handle, handle_noop_close);
+		if (s->shutdown_timer_ok)
+			uv_close((uv_handle_t *)&s->shutdown_timer, handle_noop_close);
+		if (s->sigs_ok) {
+			uv_close((uv_handle_t *)&s->sig_term, handle_noop_close);
+			uv_close((uv_handle_t *)&s->sig_int, handle_noop_close);
+			uv_close((uv_handle_t *)&s->sig_hup, handle_noop_close);
+		}
+		sts_engine_free(&s->engine);
+		sts_dns_free(&s->dns);
+		sts_fetcher_free(&s->fetcher);
+		uv_run(&s->loop, UV_RUN_DEFAULT);
+	}
+	sts_cache_close(&s->cache);
+	if (s->loop_ok) {
+		uv_run(&s->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&s->loop);
+	}
+	if (s->unix_bound)
+		unlink(s->cfg->path);
+	memo_clear(s);
+	free(s);
+}

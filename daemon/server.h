@@ -1,0 +1,46 @@
+/* server.h: the socketmap server of mta-stsd on a libuv loop.
+ *
+ * stsd_server_new binds the listener (TCP host:port or a UNIX socket) and
+ * prepares DNS and HTTPS; it runs before the privilege drop.
+ * stsd_server_start opens the policy cache and the engine (after the drop,
+ * so that the cache file belongs to the daemon's user) and installs the
+ * signal handlers. stsd_server_run serves until SIGTERM/SIGINT and returns
+ * the exit status.
+ *
+ * Request path: every answer the engine gives for a domain is remembered in
+ * a small in-memory map (domain -> status, policy, time; at most
+ * cache.cache_size entries, emptied as a whole when full). A domain in the
+ * map is answered from it at once, without waiting for the network; when
+ * the entry is older than cache_grace a background engine lookup refreshes
+ * it (one per domain at a time). A domain not in the map waits for the
+ * engine at most its zone's timeout; then NOTFOUND (TEMP with
+ * temp_on_failure). Lookups of one domain share one engine lookup.
+ */
+#ifndef STSD_SERVER_H
+#define STSD_SERVER_H
+
+#include <stddef.h>
+
+#include <mtasts/log.h>
+
+#include "config.h"
+
+#define STSD_IDLE_TIMEOUT_MS 300000u   /* a connection without requests is closed */
+#define STSD_MAX_CONNECTIONS 1000u     /* more are accepted and closed at once */
+#define STSD_MAX_PIPELINE 1000u        /* unanswered requests per connection */
+
+struct stsd_server;
+
+/* cfg and log must outlive the server. Returns 0 or -1 with a message. */
+int stsd_server_new(const struct stsd_config *cfg, const struct sts_logger *log,
+		    struct stsd_server **out, char *err, size_t errsz);
+/* fn runs on SIGHUP. */
+void stsd_server_on_hup(struct stsd_server *s, void (*fn)(void *ctx), void *ctx);
+int stsd_server_start(struct stsd_server *s, char *err, size_t errsz);
+/* Serves until SIGTERM or SIGINT, then drains within shutdown_timeout.
+ * Returns 0. */
+int stsd_server_run(struct stsd_server *s);
+/* Closes everything, removes the UNIX socket file; *s becomes NULL. */
+void stsd_server_free(struct stsd_server **s);
+
+#endif

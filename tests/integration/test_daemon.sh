@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# mta-stsd, end to end, against the local test world (tests/world): knotd
+# on 127.0.54.1:53 and nginx on 127.0.60.x:443, started here and stopped on
+# exit. Talks socketmap (netstrings) to the daemon on 127.0.0.1:18461 and on
+# a UNIX socket: policies, NOTFOUND cases, key forms, zones, pipelining,
+# malformed framing, answers from the in-memory map, --check-config and a
+# clean SIGTERM. Speaks TAP. Needs $MTA_STSD (set by meson), python3, root.
+set -u
+D=${MTA_STSD:?MTA_STSD must point at the mta-stsd binary}
+# shellcheck source=tests/world/testlib.sh
+. "${MTASTS_SOURCE_ROOT:-$(dirname "$0")/../..}/tests/world/testlib.sh"
+command -v python3 >/dev/null || { echo "Bail out! python3 is missing"; exit 1; }
+# shellcheck disable=SC2119
+world_start
+
+PORT=18461
+SM=$tmp/sm.py
+# sm.py TARGET [--raw DATA] [--seq] [--eof] PAYLOAD...: TARGET is host:port
+# or a UNIX socket path. Sends the payloads as netstrings in one write (or
+# one by one with --seq, waiting for each reply), or DATA as given with
+# --raw; prints one line per reply payload, then "EOF" when the daemon
+# closes the connection (with --eof, waits for that).
+cat >"$SM" <<'PY'
+import socket, sys, time
+args = sys.argv[1:]
+target = args.pop(0)
+raw = None; seq = False; want_eof = False
+while args and args[0].startswith("--"):
+    a = args.pop(0)
+    if a == "--raw": raw = args.pop(0).encode()
+    elif a == "--seq": seq = True
+    elif a == "--eof": want_eof = True
+if ":" in target and not target.startswith("/"):
+    h, p = target.rsplit(":", 1)
+    s = socket.create_connection((h, int(p)), timeout=15)
+else:
+    s = socket.socket(socket.AF_UNIX); s.settimeout(15); s.connect(target)
+buf = b""; eof = False
+def ns(p):
+    b = p.encode(); return str(len(b)).encode() + b":" + b + b","
+def one():
+    global buf, eof
+    while True:
+        i = buf.find(b":")
+        if i > 0:
+            n = int(buf[:i])
+            if len(buf) >= i + 1 + n + 1:
+                pl = buf[i+1:i+1+n]; assert buf[i+1+n:i+2+n] == b","
+                buf = buf[i+2+n:]
+                return pl.decode()
+        if eof: return None
+        d = s.recv(65536)
+        if not d: eof = True
+        buf += d
+out = []
+if raw is not None:
+    s.sendall(raw)
+    while True:
+        r = one()
+        if r is None: break
+        out.append(r)
+        if not want_eof: break
+elif seq:
+    for p in args:
+        s.sendall(ns(p)); out.append(one())
+else:
+    s.sendall(b"".join(ns(p) for p in args))
+    for _ in args: out.append(one())
+if want_eof and not eof:
+    try:
+        while s.recv(65536): pass
+        eof = True
+    except socket.timeout:
+        pass
+for r in out: print(r if r is not None else "<none>")
+if eof: print("EOF")
+PY
+sm() { timeout 30 python3 "$SM" "127.0.0.1:$PORT" "$@" 2>"$tmp/sm.err"; }
+q1() { sm "$1"; }
+
+OK_ENFORCE='OK secure match=mail.enforce.test servername=hostname'
+
+# --- --check-config ----------------------------------------------------------------
+cat >"$tmp/bad.yml" <<'Y'
+host: 127.0.0.1
+port: 8461
+shutdown_timeout: [1, 2]
+Y
+"$D" --check-config -c "$tmp/bad.yml" >"$tmp/cc.out" 2>&1
+rc=$?
+is "--check-config on a bad file: exit 1" "$rc" 1
+like "--check-config names file:line:col" "$(cat "$tmp/cc.out")" "bad.yml:3:[0-9]+: error"
+"$D" -c "$tmp/nonexistent.yml" >"$tmp/cc.out" 2>&1
+is "missing explicit -c file: exit 1" "$?" 1
+"$D" --version >"$tmp/cc.out" 2>&1
+like "--version" "$(cat "$tmp/cc.out")" "^mta-stsd [0-9]"
+
+cat >"$tmp/d.yml" <<Y
+host: 127.0.0.1
+port: $PORT
+shutdown_timeout: 5
+cache_grace: 1
+resolver: ["$RESOLVER"]
+ca_file: $CA_FILE
+state_dir: $tmp/state
+cache:
+  type: sqlite
+default_zone:
+  timeout: 4
+zones:
+  strict:
+    strict_testing: true
+  tempz:
+    temp_on_failure: true
+    timeout: 1
+Y
+"$D" --check-config -c "$tmp/d.yml" >"$tmp/cc.out" 2>&1
+is "--check-config on the test file: exit 0" "$?" 0 || diag "$tmp/cc.out"
+
+# --- start ---------------------------------------------------------------------------
+"$D" -c "$tmp/d.yml" -v debug -l "$tmp/d.log" -p "$tmp/d.pid" --disable-uvloop &
+DPID=$!
+up=no
+for _ in $(seq 1 100); do
+	if python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1)" 2>/dev/null; then
+		up=yes; break
+	fi
+	sleep 0.1
+done
+is "daemon listens on 127.0.0.1:$PORT" "$up" yes
+if [ "$up" != yes ]; then diag "$tmp/d.log"; echo "Bail out! daemon did not start"; exit 1; fi
+is "pidfile holds the pid" "$(cat "$tmp/d.pid" 2>/dev/null)" "$DPID"
+like "SQLite cache in state_dir" "$(cat "$tmp/d.log")" "SQLite $tmp/state/cache.db"
+
+# --- lookups ---------------------------------------------------------------------------
+is "enforce.test" "$(q1 'postfix enforce.test')" "$OK_ENFORCE"
+t0=$(date +%s%N)
+is "enforce.test again (from the map)" "$(q1 'postfix enforce.test')" "$OK_ENFORCE"
+t1=$(date +%s%N)
+ms=$(( (t1 - t0) / 1000000 ))
+ok "answered from the map in ${ms} ms"
+is "testing.test: NOTFOUND" "$(q1 'postfix testing.test')" "NOTFOUND "
+is "none.test: NOTFOUND" "$(q1 'postfix none.test')" "NOTFOUND "
+is "notxt.test: NOTFOUND" "$(q1 'postfix notxt.test')" "NOTFOUND "
+is "[enforce.test]:25" "$(q1 'postfix [enforce.test]:25')" "$OK_ENFORCE"
+is "ENFORCE.Test. (case, root dot)" "$(q1 'postfix ENFORCE.Test.')" "$OK_ENFORCE"
+is ".enforce.test (parent probe): NOTFOUND" "$(q1 'postfix .enforce.test')" "NOTFOUND "
+is "[1.2.3.4]: NOTFOUND" "$(q1 'postfix [1.2.3.4]')" "NOTFOUND "
+is "invalid key: NOTFOUND" "$(q1 'postfix a..b')" "NOTFOUND "
+is "strict zone: testing.test" "$(q1 'strict testing.test')" \
+	"OK secure match=mail.testing.test:.backup.testing.test servername=hostname"
+is "unknown zone name uses default_zone" "$(q1 'whatever testing.test')" "NOTFOUND "
+
+got=$(sm 'postfix enforce.test' 'postfix .x.test' 'strict testing.test' | tr '\n' '|')
+is "3 pipelined requests in one write: 3 replies in order" "$got" \
+	"$OK_ENFORCE|NOTFOUND |OK secure match=mail.testing.test:.backup.testing.test servername=hostname|"
+got=$(sm 'postfix cname.test' 'postfix [1.2.3.4]:25' 'postfix split.test' | tr '\n' '|')
+is "pipelined: a slow lookup first still answers in order" "$got" \
+	"OK secure match=mail.cname.test servername=hostname|NOTFOUND |OK secure match=mail.split.test servername=hostname|"
+got=$(sm --seq 'postfix enforce.test' 'postfix none.test' 'postfix enforce.test' | tr '\n' '|')
+is "many requests on one connection" "$got" "$OK_ENFORCE|NOTFOUND |$OK_ENFORCE|"
+
+got=$(sm --raw 'abc' --eof | tr '\n' '|')
+like "malformed netstring: PERM, then close" "$got" "^PERM [^|]+\|EOF\|$"
+got=$(sm --raw '20:postfix enforce.test,x:' --eof | tr '\n' '|')
+like "request then garbage: reply, PERM, close" "$got" "^$OK_ENFORCE\|PERM [^|]+\|EOF\|$"
+
+# a domain that does not answer in time: NOTFOUND, or TEMP with temp_on_failure
+is "timeout in the default zone: NOTFOUND" "$(q1 'postfix stall.test')" "NOTFOUND "
+
+# background refresh: cache_grace is 1 s; the answer is immediate and the
+# daemon refreshes behind it
+sleep 1.2
+is "stale entry answered at once" "$(q1 'postfix enforce.test')" "$OK_ENFORCE"
+sleep 0.5
+like "background refresh logged" "$(cat "$tmp/d.log")" "enforce.test: refreshing in the background"
+
+# SIGHUP reopens the log
+mv "$tmp/d.log" "$tmp/d.log.1"
+kill -HUP "$DPID"
+sleep 0.3
+q1 'postfix enforce.test' >/dev/null
+sleep 0.2
+is "SIGHUP: a new log file" "$([ -s "$tmp/d.log" ] && echo yes)" yes
+
+# --- SIGTERM ----------------------------------------------------------------------------
+t0=$SECONDS
+kill -TERM "$DPID"
+wait "$DPID"
+rc=$?
+is "SIGTERM: exit 0" "$rc" 0
+ok "stopped in $((SECONDS - t0)) s (shutdown_timeout 5)"
+like "stopped is logged" "$(cat "$tmp/d.log")" "stopped"
+is "pidfile removed" "$([ -e "$tmp/d.pid" ] && echo left || echo gone)" gone
+
+# --- UNIX socket, internal cache, temp_on_failure ------------------------------------------
+cat >"$tmp/u.yml" <<Y
+path: $tmp/s.sock
+mode: 0660
+shutdown_timeout: 3
+resolver: ["$RESOLVER"]
+ca_file: $CA_FILE
+cache:
+  type: internal
+  options:
+    cache_size: 100
+zones:
+  tempz:
+    temp_on_failure: true
+    timeout: 1
+Y
+python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])" "$tmp/s.sock"
+"$D" -c "$tmp/u.yml" -l "$tmp/u.log" &
+UPID=$!
+for _ in $(seq 1 100); do [ -S "$tmp/s.sock" ] && python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])" "$tmp/s.sock" 2>/dev/null && break; sleep 0.1; done
+is "stale UNIX socket replaced, mode 0660" "$(stat -c %a "$tmp/s.sock" 2>/dev/null)" 660
+is "UNIX socket: enforce.test" "$(timeout 30 python3 "$SM" "$tmp/s.sock" 'postfix enforce.test')" "$OK_ENFORCE"
+got=$(timeout 30 python3 "$SM" "$tmp/s.sock" 'tempz stall.test')
+like "temp_on_failure zone times out: TEMP" "$got" "^TEMP "
+kill -TERM "$UPID"
+wait "$UPID"
+is "UNIX: SIGTERM exit 0" "$?" 0
+is "UNIX socket file removed on exit" "$([ -e "$tmp/s.sock" ] && echo left || echo gone)" gone
+
+finish
