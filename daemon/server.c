@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -29,6 +30,8 @@ struct memo {
 	bool has_policy;
 	struct sts_policy policy;
 	uint64_t stored_ms;              /* uv_now when the engine answered */
+	bool stale;                      /* refresh at the next request (read from the cache) */
+	int64_t expires_at;              /* of the policy (unix seconds); 0 without one */
 	char domain[STS_HOST_MAX + 1];
 };
 
@@ -205,10 +208,81 @@ memo_put(struct stsd_server *s, const struct sts_lookup_result *r)
 	}
 	m->status = r->status;
 	m->stored_ms = uv_now(&s->loop);
+	m->stale = false;
+	m->expires_at = r->policy != NULL ? r->expires_at : 0;
 	if (r->policy != NULL)
 		m->has_policy = policy_copy(r->policy, &m->policy);
 	if (r->status == STS_LOOKUP_POLICY && !m->has_policy)
 		m->status = STS_LOOKUP_NO_POLICY;  /* out of memory: answer NOTFOUND */
+}
+
+/* The persistent cache may hold a policy from an earlier run: answer from
+ * it at once (the entry is marked stale, so the engine refreshes it in the
+ * background). The memory and SQLite backends answer before get returns;
+ * a backend that answers later is ignored here (the engine still uses it). */
+struct cache_probe {
+	bool called, abandoned, hit;
+	struct sts_policy policy;
+	int64_t expires_at;
+};
+
+static void
+cache_probe_cb(void *arg, int status, const struct sts_cache_entry *e)
+{
+	struct cache_probe *p = arg;
+	if (p->abandoned) {
+		free(p);
+		return;
+	}
+	p->called = true;
+	if (status != 1 || e == NULL || e->policy == NULL)
+		return;
+	int64_t expires = e->fetched_at + (int64_t)e->max_age;
+	if ((int64_t)time(NULL) >= expires)
+		return;
+	struct sts_diags *d = malloc(sizeof *d);
+	if (d == NULL)
+		return;
+	sts_diags_init(d);
+	p->hit = sts_policy_parse(e->policy, e->policy_len, 0, &p->policy, d) == STS_OK;
+	free(d);
+	if (!p->hit)
+		sts_policy_clear(&p->policy);
+	p->expires_at = expires;
+}
+
+static struct memo *
+memo_from_cache(struct stsd_server *s, const char *domain)
+{
+	if (s->cache == NULL || s->stopping)
+		return NULL;
+	struct cache_probe *p = calloc(1, sizeof *p);
+	if (p == NULL)
+		return NULL;
+	s->cache->ops->get(s->cache, domain, cache_probe_cb, p);
+	if (!p->called) {
+		p->abandoned = true;   /* freed by the late callback */
+		return NULL;
+	}
+	struct memo *m = NULL;
+	if (p->hit) {
+		struct sts_lookup_result r = {
+			.status = p->policy.mode == STS_MODE_NONE ? STS_LOOKUP_NONE
+								   : STS_LOOKUP_POLICY,
+			.domain = domain,
+			.policy = &p->policy,
+			.expires_at = p->expires_at,
+		};
+		memo_put(s, &r);
+		m = memo_get(s, domain);
+		if (m != NULL) {
+			m->stale = true;
+			sts_log(s->log, STS_LOG_DEBUG, "%s: answered from the policy cache", domain);
+		}
+		sts_policy_clear(&p->policy);
+	}
+	free(p);
+	return m;
 }
 
 /* ------------------------------------------------------------------------
@@ -421,9 +495,13 @@ handle_request(struct conn *c, const struct sts_bytes *payload)
 	}
 
 	struct memo *m = memo_get(s, q->host);
+	if (m != NULL && m->expires_at != 0 && (int64_t)time(NULL) >= m->expires_at)
+		m = NULL;   /* the policy expired and could not be refreshed: ask again */
+	if (m == NULL)
+		m = memo_from_cache(s, q->host);
 	if (m != NULL) {
 		reply_for(q, m->status, m->has_policy ? &m->policy : NULL, NULL);
-		if (uv_now(&s->loop) - m->stored_ms > s->cfg->cache_grace_ms &&
+		if ((m->stale || uv_now(&s->loop) - m->stored_ms > s->cfg->cache_grace_ms) &&
 		    flight_find(s, q->host) == NULL && !s->stopping) {
 			struct flight *f = flight_new(s, q->host);
 			if (f != NULL) {

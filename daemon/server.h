@@ -12,7 +12,11 @@
  * cache.cache_size entries, emptied as a whole when full). A domain in the
  * map is answered from it at once, without waiting for the network; when
  * the entry is older than cache_grace a background engine lookup refreshes
- * it (one per domain at a time). A domain not in the map waits for the
+ * it (one per domain at a time). A domain not in the map but in the
+ * persistent policy cache (an unexpired policy from an earlier run) is
+ * answered from the cache at once and refreshed in the background the same
+ * way; an entry whose policy has expired is dropped from the map. Refresh
+ * failures (TEMPFAIL) keep the previous answer. A domain in neither waits for the
  * engine at most its zone's timeout; then NOTFOUND (TEMP with
  * temp_on_failure). Lookups of one domain share one engine lookup.
  */

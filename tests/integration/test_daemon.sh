@@ -193,6 +193,56 @@ ok "stopped in $((SECONDS - t0)) s (shutdown_timeout 5)"
 like "stopped is logged" "$(cat "$tmp/d.log")" "stopped"
 is "pidfile removed" "$([ -e "$tmp/d.pid" ] && echo left || echo gone)" gone
 
+# --- restart: the SQLite cache answers at once, even with DNS down --------------------------
+sed "s|^resolver: .*|resolver: [\"127.0.54.99:53\"]|" "$tmp/d.yml" >"$tmp/d2.yml"
+"$D" -c "$tmp/d2.yml" -v debug -l "$tmp/d2.log" &
+DPID=$!
+for _ in $(seq 1 100); do
+	python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1)" 2>/dev/null && break
+	sleep 0.1
+done
+t0=$(date +%s%N)
+is "after a restart, DNS down: enforce.test from the SQLite cache" "$(q1 'postfix enforce.test')" "$OK_ENFORCE"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if [ "$ms" -lt 1500 ]; then ok "no wait for the network (${ms} ms)"; else not_ok "no wait for the network (${ms} ms)"; fi
+sleep 0.3
+like "answered from the policy cache, refreshed behind" "$(cat "$tmp/d2.log")" "enforce.test: answered from the policy cache"
+kill -TERM "$DPID"
+wait "$DPID"
+is "restart: SIGTERM exit 0" "$?" 0
+
+# --- privilege drop -----------------------------------------------------------------------
+if id nobody >/dev/null 2>&1 && getent group nogroup >/dev/null; then
+	cat >"$tmp/p.yml" <<Y
+host: 127.0.0.1
+port: 18462
+resolver: ["$RESOLVER"]
+ca_file: $CA_FILE
+cache:
+  type: internal
+Y
+	"$D" -c "$tmp/p.yml" -u nobody -g nogroup -l "$tmp/p.log" &
+	PPID2=$!
+	for _ in $(seq 1 100); do
+		python3 -c "import socket; socket.create_connection(('127.0.0.1', 18462), 1)" 2>/dev/null && break
+		sleep 0.1
+	done
+	is "-u nobody -g nogroup: uid and gid dropped" \
+		"$(awk '/^Uid:/{print $2} /^Gid:/{print $2}' "/proc/$PPID2/status" | tr '\n' ' ')" \
+		"$(id -u nobody) $(getent group nogroup | cut -d: -f3) "
+	is "-u nobody: no supplementary groups left" "$(awk '/^Groups:/{print $2}' "/proc/$PPID2/status")" \
+		"$(getent group nogroup | cut -d: -f3)"
+	is "-u nobody: lookups work" "$(timeout 30 python3 "$SM" 127.0.0.1:18462 'postfix enforce.test')" "$OK_ENFORCE"
+	kill -TERM "$PPID2"
+	wait "$PPID2"
+	is "-u nobody: SIGTERM exit 0" "$?" 0
+	"$D" -c "$tmp/p.yml" -u no-such-user-xyz >"$tmp/p.out" 2>&1
+	is "-u unknown user: exit 1" "$?" 1
+	like "-u unknown user: says so" "$(cat "$tmp/p.out")" "unknown user"
+else
+	ok "# SKIP no user nobody / group nogroup"
+fi
+
 # --- UNIX socket, internal cache, temp_on_failure ------------------------------------------
 cat >"$tmp/u.yml" <<Y
 path: $tmp/s.sock
