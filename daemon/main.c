@@ -309,18 +309,34 @@ main(int argc, char **argv)
 		fclose(pf);
 	}
 
-	/* The state directory (SQLite cache) belongs to the unprivileged user. */
-	if (cfg.cache.type == STSD_CACHE_SQLITE && cfg.state_dir != NULL) {
-		if (mkdir(cfg.state_dir, 0750) != 0 && errno != EEXIST) {
-			sts_log(&lg, STS_LOG_ERROR, "state directory %s: %s", cfg.state_dir,
-				strerror(errno));
-			goto fail;
+	/* The directory of the SQLite cache (the state directory, or the one
+	 * of cache.options.filename) is created and given to the daemon's user. */
+	if (cfg.cache.type == STSD_CACHE_SQLITE) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof dir, "%s", cfg.cache.filename != NULL ? cfg.cache.filename
+			 : cfg.state_dir != NULL ? cfg.state_dir : STSD_STATE_DIR);
+		if (cfg.cache.filename != NULL) {
+			char *slash = strrchr(dir, '/');
+			if (slash == NULL)
+				snprintf(dir, sizeof dir, ".");
+			else if (slash == dir)
+				dir[1] = '\0';
+			else
+				*slash = '\0';
 		}
-		if (user != NULL) {
-			struct passwd *pw = getpwnam(user);
-			if (pw != NULL && chown(cfg.state_dir, pw->pw_uid, pw->pw_gid) != 0)
-				sts_log(&lg, STS_LOG_WARNING, "chown %s: %s", cfg.state_dir,
+		struct stat st;
+		if (stat(dir, &st) != 0) {
+			if (mkdir(dir, 0750) != 0) {
+				sts_log(&lg, STS_LOG_ERROR, "cache directory %s: %s", dir,
 					strerror(errno));
+				goto fail;
+			}
+			if (user != NULL) {
+				struct passwd *pw = getpwnam(user);
+				if (pw != NULL && chown(dir, pw->pw_uid, pw->pw_gid) != 0)
+					sts_log(&lg, STS_LOG_WARNING, "chown %s: %s", dir,
+						strerror(errno));
+			}
 		}
 	}
 	if (user != NULL || group != NULL) {

@@ -92,6 +92,13 @@ is "--check-config on a bad file: exit 1" "$rc" 1
 like "--check-config names file:line:col" "$(cat "$tmp/cc.out")" "bad.yml:3:[0-9]+: error"
 "$D" -c "$tmp/nonexistent.yml" >"$tmp/cc.out" 2>&1
 is "missing explicit -c file: exit 1" "$?" 1
+if [ ! -e /etc/mta-sts-daemon.yml ]; then
+	"$D" --check-config >"$tmp/cc.out" 2>&1
+	is "--check-config, default file missing: exit 0" "$?" 0
+	like "--check-config, default file missing: built-in defaults" "$(cat "$tmp/cc.out")" "built-in defaults apply"
+fi
+"$D" -v loud --check-config >"$tmp/cc.out" 2>&1
+is "-v with an unknown level: usage error" "$?" 2
 "$D" --version >"$tmp/cc.out" 2>&1
 like "--version" "$(cat "$tmp/cc.out")" "^mta-stsd [0-9]"
 
@@ -147,6 +154,7 @@ is "ENFORCE.Test. (case, root dot)" "$(q1 'postfix ENFORCE.Test.')" "$OK_ENFORCE
 is ".enforce.test (parent probe): NOTFOUND" "$(q1 'postfix .enforce.test')" "NOTFOUND "
 is "[1.2.3.4]: NOTFOUND" "$(q1 'postfix [1.2.3.4]')" "NOTFOUND "
 is "invalid key: NOTFOUND" "$(q1 'postfix a..b')" "NOTFOUND "
+like "invalid key is logged" "$(cat "$tmp/d.log")" "invalid key 'a\.\.b'"
 is "strict zone: testing.test" "$(q1 'strict testing.test')" \
 	"OK secure match=mail.testing.test:.backup.testing.test servername=hostname"
 is "unknown zone name uses default_zone" "$(q1 'whatever testing.test')" "NOTFOUND "
@@ -250,7 +258,9 @@ port: 18462
 resolver: ["$RESOLVER"]
 ca_file: $CA_FILE
 cache:
-  type: internal
+  type: sqlite
+  options:
+    filename: $tmp/pcache/policies.db
 Y
 	"$D" -c "$tmp/p.yml" -u nobody -g nogroup -l "$tmp/p.log" &
 	PPID2=$!
@@ -264,6 +274,8 @@ Y
 	is "-u nobody: no supplementary groups left" "$(awk '/^Groups:/{print $2}' "/proc/$PPID2/status")" \
 		"$(getent group nogroup | cut -d: -f3)"
 	is "-u nobody: lookups work" "$(timeout 30 python3 "$SM" 127.0.0.1:18462 'postfix enforce.test')" "$OK_ENFORCE"
+	is "cache.options.filename: its directory made for the daemon's user" \
+		"$(stat -c %U "$tmp/pcache" 2>/dev/null)" nobody
 	kill -TERM "$PPID2"
 	wait "$PPID2"
 	is "-u nobody: SIGTERM exit 0" "$?" 0
