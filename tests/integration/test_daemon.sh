@@ -286,6 +286,29 @@ else
 	ok "# SKIP no user nobody / group nogroup"
 fi
 
+# --- cache types not supported yet fall back to the internal cache ---------------------------
+cat >"$tmp/r.yml" <<Y
+host: 127.0.0.1
+port: 18463
+resolver: ["$RESOLVER"]
+ca_file: $CA_FILE
+cache:
+  type: redis
+  options:
+    url: redis://127.0.0.1:6379/0
+Y
+"$D" -c "$tmp/r.yml" -l "$tmp/r.log" &
+RPID=$!
+for _ in $(seq 1 100); do
+	python3 -c "import socket; socket.create_connection(('127.0.0.1', 18463), 1)" 2>/dev/null && break
+	sleep 0.1
+done
+like "cache type redis: error logged" "$(cat "$tmp/r.log")" "cache type redis is not supported yet: using the internal cache"
+is "cache type redis: lookups work (internal cache)" "$(timeout 30 python3 "$SM" 127.0.0.1:18463 'postfix enforce.test')" "$OK_ENFORCE"
+kill -TERM "$RPID"
+wait "$RPID"
+is "cache type redis: SIGTERM exit 0" "$?" 0
+
 # --- UNIX socket, internal cache, temp_on_failure ------------------------------------------
 cat >"$tmp/u.yml" <<Y
 path: $tmp/s.sock
