@@ -42,6 +42,8 @@
 #include <mtasts/fetch.h>
 #include <mtasts/policy.h>
 
+#include "tap.h"
+
 #define IP_MAIN "127.0.44.1"
 #define IP_TLS11 "127.0.44.2"
 #define IP_DEAD "127.0.44.9"    /* nothing listens here */
@@ -52,55 +54,11 @@
 
 /* ---- TAP ---------------------------------------------------------------- */
 
-static unsigned tap_n, tap_failed;
 static char tmpdir[256];
 static pid_t nginx_pid = -1;
 
-static void
-ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void
-ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-	printf("%sok %u - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		tap_failed++;
-}
 
-static void
-diag_file(const char *label, const char *path, int max_lines)
-{
-	FILE *fp = fopen(path, "r");
-	char line[512];
-	int n = 0;
-	if (fp == NULL)
-		return;
-	while (fgets(line, sizeof line, fp) != NULL && n++ < max_lines)
-		printf("# %s: %s%s", label, line, strchr(line, '\n') ? "" : "\n");
-	fclose(fp);
-}
-
-static void
-bail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void
-bail(const char *fmt, ...)
-{
-	va_list ap;
-	printf("Bail out! ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	exit(1);   /* atexit stops nginx */
-}
 
 /* ---- environment: tools, files, nginx ------------------------------------ */
 

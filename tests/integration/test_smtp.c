@@ -39,6 +39,8 @@
 
 #include <mtasts/smtp.h>
 
+#include "tap.h"
+
 #define TMP_PREFIX "/tmp/mtasts-smtp."
 #define HELO "probe.mtasts.test"
 #define SILENT_TIMEOUT_MS 800u
@@ -46,57 +48,13 @@
 
 /* ---- TAP ---------------------------------------------------------------- */
 
-static unsigned tap_n, tap_failed;
 static char tmpdir[256];
 static char script[512];
 static volatile pid_t master_pid = -1;
 static bool postfix_up;
 
-static void
-ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void
-ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-	printf("%sok %u - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		tap_failed++;
-}
 
-static void
-diag_file(const char *label, const char *path, int max_lines)
-{
-	FILE *fp = fopen(path, "r");
-	char line[512];
-	int n = 0;
-	if (fp == NULL)
-		return;
-	while (fgets(line, sizeof line, fp) != NULL && n++ < max_lines)
-		printf("# %s: %s%s", label, line, strchr(line, '\n') ? "" : "\n");
-	fclose(fp);
-}
-
-static void
-bail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void
-bail(const char *fmt, ...)
-{
-	va_list ap;
-	printf("Bail out! ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	exit(1);   /* atexit stops Postfix */
-}
 
 /* ---- environment: tools, files, Postfix ------------------------------------ */
 
