@@ -562,46 +562,69 @@ shutdown_done(uv_shutdown_t *r, int status)
 		conn_close(c);
 }
 
+/* Sends bytes as one write; false (connection closed) on failure. */
+static bool
+conn_write(struct conn *c, const char *data, size_t len)
+{
+	struct wreq *wr = malloc(sizeof *wr + len);
+	if (wr == NULL) {
+		conn_close(c);
+		return false;
+	}
+	memcpy(wr->data, data, len);
+	wr->b = uv_buf_init(wr->data, (unsigned)len);
+	wr->conn = c;
+	int e = uv_write(&wr->w, &c->u.stream, &wr->b, 1, write_done);
+	if (e < 0) {
+		free(wr);
+		sts_log(c->srv->log, STS_LOG_INFO, "conn %lu: write: %s", c->id, uv_strerror(e));
+		conn_close(c);
+		return false;
+	}
+	c->n_writes++;
+	return true;
+}
+
+/* Replies batched into one write: a pipelining client that sent 16
+ * requests in one packet gets 16 replies in one write, not 16 writes. */
+#define FLUSH_BATCH_MAX (1024 * 1024)
+
 /* Writes every finished reply at the head of the queue, in order; closes
  * the connection when it has nothing more to do. */
 static void
 conn_flush(struct conn *c)
 {
+	struct sts_buf batch;
+	sts_buf_init(&batch, FLUSH_BATCH_MAX);
 	while (c->head != NULL && c->head->done && !c->closing) {
 		struct req *q = c->head;
 		c->head = q->next;
 		if (c->head == NULL)
 			c->tail = NULL;
-		struct sts_buf out;
-		sts_buf_init(&out, STS_SM_REPLY_MAX + 16);
-		int rc = sts_netstring_encode(&out, q->reply.data ? q->reply.data : "",
-					      q->reply.len, STS_SM_REPLY_MAX);
+		const char *p = q->reply.data ? q->reply.data : "";
+		int rc = sts_netstring_encode(&batch, p, q->reply.len, STS_SM_REPLY_MAX);
+		if (rc == STS_ETOOBIG && batch.len > 0) {
+			/* The batch is full: send it and start the next one. */
+			if (!conn_write(c, batch.data, batch.len)) {
+				req_free(q);
+				sts_buf_free(&batch);
+				return;
+			}
+			sts_buf_reset(&batch);
+			rc = sts_netstring_encode(&batch, p, q->reply.len, STS_SM_REPLY_MAX);
+		}
 		req_free(q);
 		if (rc != STS_OK) {
-			sts_buf_free(&out);
+			sts_buf_free(&batch);
 			conn_close(c);
 			return;
 		}
-		struct wreq *wr = malloc(sizeof *wr + out.len);
-		if (wr == NULL) {
-			sts_buf_free(&out);
-			conn_close(c);
-			return;
-		}
-		memcpy(wr->data, out.data, out.len);
-		wr->b = uv_buf_init(wr->data, (unsigned)out.len);
-		wr->conn = c;
-		sts_buf_free(&out);
-		int e = uv_write(&wr->w, &c->u.stream, &wr->b, 1, write_done);
-		if (e < 0) {
-			free(wr);
-			sts_log(c->srv->log, STS_LOG_INFO, "conn %lu: write: %s", c->id,
-				uv_strerror(e));
-			conn_close(c);
-			return;
-		}
-		c->n_writes++;
 	}
+	if (batch.len > 0 && !c->closing && !conn_write(c, batch.data, batch.len)) {
+		sts_buf_free(&batch);
+		return;
+	}
+	sts_buf_free(&batch);
 	if (c->closing || c->head != NULL || c->n_writes > 0)
 		return;
 	if (c->broken) {
