@@ -1291,7 +1291,7 @@ unknown_key(struct ctx *x, const struct entry *e, const char *where, const char 
 	}
 	WARN(x, "config.key.unknown", e->k,
 	     "unknown key '%s' at line %u in %s: it is ignored; remove it or check the"
-	     " spelling against mta-sts-daemon.yml(5)", kb, line, where);
+	     " spelling against mta-stsd.yml(5)", kb, line, where);
 }
 
 /* A section's value: a mapping, or nothing. Returns false to skip it. */
