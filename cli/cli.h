@@ -25,6 +25,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_query(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
 
 /* Reads a whole file ("-" = stdin) into b (whose ceiling bounds the read).
  * On failure prints "mta-sts: PATH: reason" to stderr and returns false. */
@@ -60,5 +61,10 @@ struct json_t *cli_diags_json(const struct sts_diags *d, enum sts_severity sev);
  * fsync, rename, fsync of the directory. Creates missing parent directories
  * when mkdirs is true. Returns false with errno set. */
 bool cli_write_atomic(const char *path, const void *data, size_t len, bool mkdirs);
+
+/* The default policy cache of query and cache: $XDG_CACHE_HOME/mtasts/cache.db
+ * or ~/.cache/mtasts/cache.db; creates the directory. False when neither
+ * variable is set to an absolute path or the path does not fit in out. */
+bool cli_default_cache_path(char *out, size_t n);
 
 #endif

@@ -159,31 +159,6 @@ log_stderr(void *ctx, enum sts_log_level level, const char *msg)
 	fprintf(stderr, "mta-sts query: %s: %s\n", sts_log_level_name(level), msg);
 }
 
-/* $XDG_CACHE_HOME/mtasts/cache.db or ~/.cache/mtasts/cache.db; creates the directory. */
-static bool
-default_cache_path(char *out, size_t n)
-{
-	const char *xdg = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
-	char dir[PATH_MAX];
-	if (xdg != NULL && xdg[0] == '/')
-		snprintf(dir, sizeof dir, "%s/mtasts", xdg);
-	else if (home != NULL && home[0] == '/')
-		snprintf(dir, sizeof dir, "%s/.cache/mtasts", home);
-	else
-		return false;
-	char parent[PATH_MAX];
-	snprintf(parent, sizeof parent, "%s", dir);
-	char *slash = strrchr(parent, '/');
-	if (slash != NULL && slash != parent) {
-		*slash = '\0';
-		mkdir(parent, 0700);
-	}
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return false;
-	return snprintf(out, n, "%s/cache.db", dir) < (int)n;
-}
-
 int
 cmd_query(int argc, char **argv)
 {
@@ -276,7 +251,7 @@ cmd_query(int argc, char **argv)
 	if (cache_opt != NULL && strcmp(cache_opt, "none") == 0) {
 		sts_cache_memory_open(1024, &lg, &cache);
 	} else {
-		if (cache_opt == NULL && !default_cache_path(cache_path, sizeof cache_path)) {
+		if (cache_opt == NULL && !cli_default_cache_path(cache_path, sizeof cache_path)) {
 			fprintf(stderr, "mta-sts query: no cache directory (set HOME or"
 				" XDG_CACHE_HOME, or give --cache FILE|none)\n");
 			goto out;

@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -252,4 +253,29 @@ cli_write_atomic(const char *path, const void *data, size_t len, bool mkdirs)
 		free(copy);
 	}
 	return true;
+}
+
+/* $XDG_CACHE_HOME/mtasts/cache.db or ~/.cache/mtasts/cache.db; creates the directory. */
+bool
+cli_default_cache_path(char *out, size_t n)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char dir[PATH_MAX];
+	if (xdg != NULL && xdg[0] == '/')
+		snprintf(dir, sizeof dir, "%s/mtasts", xdg);
+	else if (home != NULL && home[0] == '/')
+		snprintf(dir, sizeof dir, "%s/.cache/mtasts", home);
+	else
+		return false;
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof parent, "%s", dir);
+	char *slash = strrchr(parent, '/');
+	if (slash != NULL && slash != parent) {
+		*slash = '\0';
+		mkdir(parent, 0700);
+	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return false;
+	return snprintf(out, n, "%s/cache.db", dir) < (int)n;
 }

@@ -17,6 +17,7 @@ static const struct command commands[] = {
 	{ "publish", cmd_publish, "publish a policy with a correctly managed id" },
 	{ "query", cmd_query, "show the policy a sending MTA applies now for a domain" },
 	{ "check", cmd_check, "audit a domain's MTA-STS, TLSRPT and MX TLS setup" },
+	{ "cache", cmd_cache, "list, show or purge entries of the policy cache" },
 };
 
 static void
