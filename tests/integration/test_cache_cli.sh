@@ -30,8 +30,8 @@ lines() { # lines DESC N FILE
 }
 
 if ! command -v python3 >/dev/null || ! python3 -c 'import sqlite3' 2>/dev/null; then
-	echo "1..0 # SKIP python3 with sqlite3 is needed to build a cache"
-	exit 0
+	echo "Bail out! python3 with its sqlite3 module is needed to build a test cache (apt-get install python3)"
+	exit 1
 fi
 
 db=$tmp/cache.db
