@@ -8,10 +8,16 @@ extern unsigned tap_n;        /* cases reported so far (for the 1..N plan) */
 extern unsigned tap_failed;   /* of which failed */
 
 /* Reports one case: "ok N - ..." or "not ok N - ...". */
-void ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "# ..." diagnostic line. */
+void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints up to max_lines of a file as "# label: line" diagnostics. */
 void diag_file(const char *label, const char *path, int max_lines);
 /* "Bail out! ..." and exit(1); servers are stopped by the test's atexit handler. */
 void bail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* Absolute path of an executable in $PATH or the sbin directories, or NULL.
+ * Static buffer. */
+const char *find_tool(const char *name);
 
 #endif

@@ -48,6 +48,8 @@
 #include <mtasts/engine.h>
 #include <mtasts/fetch.h>
 
+#include "tap.h"
+
 #define WORLD_LOCK "/tmp/mtasts-world.lock"
 #define LOCK_WAIT_S 240
 #define RESOLVER "127.0.54.1:53"
@@ -55,67 +57,10 @@
 
 /* ---- TAP ------------------------------------------------------------------ */
 
-static unsigned tap_n, tap_failed;
 
-static bool ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static bool
-ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-	printf("%sok %u - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		tap_failed++;
-	return cond;
-}
 
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static void
-diag(const char *fmt, ...)
-{
-	va_list ap;
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
-
-static void
-diag_file(const char *label, const char *path, int max_lines)
-{
-	FILE *fp = fopen(path, "r");
-	char line[512];
-	int n = 0;
-	if (fp == NULL)
-		return;
-	while (fgets(line, sizeof line, fp) != NULL && n++ < max_lines)
-		printf("# %s: %s%s", label, line, strchr(line, '\n') ? "" : "\n");
-	fclose(fp);
-	fflush(stdout);
-}
-
-static void bail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void
-bail(const char *fmt, ...)
-{
-	va_list ap;
-	printf("Bail out! ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	exit(1);   /* atexit takes the world down */
-}
 
 /* ---- the world -------------------------------------------------------------- */
 

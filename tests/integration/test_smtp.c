@@ -91,27 +91,6 @@ read_all(const char *path)
 	return buf;
 }
 
-/* Absolute path of an executable in $PATH or the sbin directories (a
- * non-root PATH often lacks /usr/sbin), or NULL. Static buffer. */
-static const char *
-find_tool(const char *name)
-{
-	static char found[512];
-	const char *path = getenv("PATH");
-	char dirs[2048];
-	snprintf(dirs, sizeof dirs, "%s:/usr/sbin:/sbin:/usr/local/sbin", path ? path : "/usr/bin");
-	for (char *d = dirs, *end; d != NULL; d = end != NULL ? end + 1 : NULL) {
-		end = strchr(d, ':');
-		if (end != NULL)
-			*end = '\0';
-		if (*d == '\0')
-			continue;
-		snprintf(found, sizeof found, "%s/%s", d, name);
-		if (access(found, X_OK) == 0)
-			return found;
-	}
-	return NULL;
-}
 
 static int
 run_script(const char *cmd, const char *dir, const char *log)
