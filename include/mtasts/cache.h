@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include <mtasts/log.h>
 #include <mtasts/mx.h>
@@ -61,6 +62,33 @@ int sts_cache_memory_open(size_t max_entries, const struct sts_logger *log,
  * database is started. Returns 0, or -1 with a message in err. */
 int sts_cache_sqlite_open(const char *path, const struct sts_logger *log,
 			  struct sts_cache **out, char *err, size_t errsz);
+/* Network backends, shared by several daemons (one fleet of MTAs sees one
+ * set of policies). Both run on the caller's libuv loop and never block it:
+ *
+ * - open fails (-1, message in err) only for a malformed target; a server
+ *   that is down or refuses us is not an error: the backend connects in the
+ *   background, logs once per outage, and reconnects with exponential
+ *   back-off (0.5 s doubling to 30 s).
+ * - While disconnected every operation fails at once (status < 0), so the
+ *   engine falls back to the network and the daemon to its memory.
+ * - Every operation calls back exactly once, with failure after timeout_ms
+ *   without an answer (a stalled server never holds a lookup).
+ * - close calls back every operation still pending with failure, then frees.
+ * - Entries written by one process are seen by every other process using
+ *   the same server; a put never replaces a newer fetched_at by an older one.
+ *
+ * Redis: url is redis://[[user]:password@]host[:port][/db] or
+ * unix:///path/to/socket[?db=N]; one hash per domain, key "mtasts:policy:"
+ * DOMAIN, expiring with the policy (EXPIREAT fetched_at + max_age).
+ * PostgreSQL: dsn is a libpq connection string or URI; one table
+ * mtasts_policies created on first connect. */
+int sts_cache_redis_open(uv_loop_t *loop, const char *url, unsigned timeout_ms,
+			 const struct sts_logger *log, struct sts_cache **out, char *err,
+			 size_t errsz);
+int sts_cache_postgres_open(uv_loop_t *loop, const char *dsn, unsigned timeout_ms,
+			    const struct sts_logger *log, struct sts_cache **out, char *err,
+			    size_t errsz);
+
 /* Closes and frees; *c becomes NULL. */
 void sts_cache_close(struct sts_cache **c);
 
