@@ -63,6 +63,8 @@ peer_defaults(struct stsd_config *c)
 	zone_defaults(&c->default_zone);
 	c->negative_ttl_s = 300;
 	c->backoff_s = STSD_BACKOFF_MIN;
+	c->idle_timeout_ms = 300000;
+	c->max_connections = 1000;
 	c->state_dir = strdup(STSD_STATE_DIR);
 	c->log_level = STS_LOG_INFO;
 	return c->host != NULL && c->state_dir != NULL ? STS_OK : STS_ENOMEM;
@@ -165,13 +167,15 @@ static const char *const top_keys[] = {
 	"host", "port", "path", "mode", "reuse_port", "shutdown_timeout", "cache_grace",
 	"cache", "proactive_policy_fetching", "default_zone", "zones",
 	"resolver", "ca_file", "user", "group", "socket_owner", "socket_group", "metrics",
-	"negative_ttl", "backoff", "state_dir", "pidfile", "log_level", NULL,
+	"negative_ttl", "backoff", "state_dir", "pidfile", "log_level", "idle_timeout",
+	"max_connections", NULL,
 };
 enum {
 	T_HOST, T_PORT, T_PATH, T_MODE, T_REUSE_PORT, T_SHUTDOWN_TIMEOUT, T_CACHE_GRACE,
 	T_CACHE, T_PROACTIVE, T_DEFAULT_ZONE, T_ZONES,
 	T_RESOLVER, T_CA_FILE, T_USER, T_GROUP, T_SOCKET_OWNER, T_SOCKET_GROUP, T_METRICS,
-	T_NEGATIVE_TTL, T_BACKOFF, T_STATE_DIR, T_PIDFILE, T_LOG_LEVEL,
+	T_NEGATIVE_TTL, T_BACKOFF, T_STATE_DIR, T_PIDFILE, T_LOG_LEVEL, T_IDLE_TIMEOUT,
+	T_MAX_CONNECTIONS,
 };
 
 static const char *const cache_keys[] = { "type", "options", NULL };
@@ -2008,6 +2012,13 @@ walk_top(struct ctx *x, yaml_node_t *root)
 		case T_NEGATIVE_TTL:
 			get_uint(x, k, e->v, 0, 86400, "seconds", &c->negative_ttl_s, NULL);
 			break;
+		case T_IDLE_TIMEOUT:
+			/* Postfix itself drops idle socketmap connections after 10 s. */
+			get_duration(x, k, e->v, 1000, 86400000, &c->idle_timeout_ms);
+			break;
+		case T_MAX_CONNECTIONS:
+			get_uint(x, k, e->v, 1, 100000, "connections", &c->max_connections, NULL);
+			break;
 		case T_BACKOFF:
 			u = c->backoff_s;
 			if (get_uint(x, k, e->v, 0, 86400, "seconds", &u, NULL)) {
@@ -2480,6 +2491,8 @@ stsd_config_write(const struct stsd_config *c, struct sts_buf *b)
 		TRY(sts_buf_printf(b, "%s:%u\"\n", v6 ? "]" : "", c->metrics.port));
 	}
 	TRY(sts_buf_printf(b, "negative_ttl: %u\nbackoff: %u\n", c->negative_ttl_s, c->backoff_s));
+	TRY(put_secs(b, "", "idle_timeout", c->idle_timeout_ms));
+	TRY(sts_buf_printf(b, "max_connections: %u\n", c->max_connections));
 	TRY(put_kv_str(b, "", "state_dir", c->state_dir));
 	TRY(put_kv_str(b, "", "pidfile", c->pidfile));
 	TRY(sts_buf_printf(b, "log_level: %s\n", level_name(c->log_level)));

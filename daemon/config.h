@@ -153,6 +153,9 @@ struct stsd_config {
 	struct stsd_hostport metrics;              /* Prometheus listener; host NULL: off */
 	uint32_t negative_ttl_s;                   /* 300; 0 = no negative caching */
 	uint32_t backoff_s;                        /* 300, at least 300 */
+	uint32_t idle_timeout_ms;                  /* 300000: a connection without requests
+						    * is closed */
+	uint32_t max_connections;                  /* 1000: more are accepted and closed */
 	char *state_dir;                           /* STSD_STATE_DIR */
 	char *pidfile;                             /* NULL: none */
 	enum sts_log_level log_level;              /* info; the -v option overrides it */

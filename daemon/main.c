@@ -65,19 +65,96 @@ log_reopen(void)
 	return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * SIGHUP: reopen the log, read the configuration again and apply it. A file
+ * with errors changes nothing (each error is logged); the running
+ * configuration stays. */
+
+struct reload_ctx {
+	struct sts_logger *lg;
+	struct stsd_server *srv;
+	struct stsd_config *cfg;      /* in force; replaced by a reload */
+	const char *path;             /* NULL: defaults, no file to read */
+	bool level_from_flag;         /* -v given: it wins over log_level */
+};
+
 static void
 on_hup(void *ctx)
 {
-	struct sts_logger *lg = ctx;
+	struct reload_ctx *r = ctx;
 	if (log_reopen() != 0)
-		sts_log(lg, STS_LOG_ERROR, "SIGHUP: cannot reopen log file %s: %s", log_path,
+		sts_log(r->lg, STS_LOG_ERROR, "SIGHUP: cannot reopen log file %s: %s", log_path,
 			strerror(errno));
-	else
-		sts_log(lg, STS_LOG_INFO, "SIGHUP: log file reopened (configuration reload is"
-			" not supported yet: restart to apply changes)");
+	if (r->path == NULL) {
+		sts_log(r->lg, STS_LOG_INFO, "SIGHUP: log reopened; running on built-in defaults,"
+			" no configuration file to read");
+		return;
+	}
+	struct stsd_config *next = calloc(1, sizeof *next);
+	struct sts_diags *d = malloc(sizeof *d);
+	if (next == NULL || d == NULL) {
+		free(next);
+		free(d);
+		sts_log(r->lg, STS_LOG_ERROR, "SIGHUP: out of memory: configuration not reloaded");
+		return;
+	}
+	sts_diags_init(d);
+	int rc = stsd_config_load(r->path, next, d);
+	for (size_t i = 0; i < d->n; i++) {
+		const struct sts_diag *g = &d->items[i];
+		sts_log(r->lg, g->severity == STS_SEV_ERROR ? STS_LOG_ERROR : STS_LOG_WARNING,
+			"%s:%u:%u: %s [%s]", r->path, g->line, g->column, g->message, g->code);
+	}
+	free(d);
+	if (rc == STS_ENOTFOUND) {
+		sts_log(r->lg, STS_LOG_ERROR, "SIGHUP: %s is gone: keeping the running"
+			" configuration", r->path);
+		stsd_config_free(next);
+		free(next);
+		return;
+	}
+	if (rc != STS_OK) {
+		sts_log(r->lg, STS_LOG_ERROR, "SIGHUP: %s has errors: keeping the running"
+			" configuration; fix them and send SIGHUP again (mta-stsd --check-config"
+			" -c %s)", r->path, r->path);
+		stsd_config_free(next);
+		free(next);
+		return;
+	}
+	char err[512];
+	if (stsd_server_reload(r->srv, next, err, sizeof err) != 0)
+		sts_log(r->lg, STS_LOG_ERROR, "SIGHUP: %s", err);
+	if (!r->level_from_flag)
+		r->lg->max = next->log_level;
+	stsd_config_free(r->cfg);
+	free(r->cfg);
+	r->cfg = next;
 }
 
 /* ------------------------------------------------------------------------ */
+
+static void
+config_release(struct stsd_config *c)
+{
+	stsd_config_free(c);
+	free(c);
+}
+
+/* With no configuration file, say what to add to Postfix. */
+static void
+print_postfix_hint(const struct stsd_config *c)
+{
+	if (c->path != NULL)
+		printf("mta-stsd: add to Postfix's main.cf:\n"
+		       "  smtp_tls_policy_maps = socketmap:unix:%s:postfix\n", c->path);
+	else
+		printf("mta-stsd: add to Postfix's main.cf:\n"
+		       "  smtp_tls_policy_maps = socketmap:inet:%s:%u:postfix\n", c->host,
+		       (unsigned)c->port);
+	printf("mta-stsd: built-in defaults (no %s); policy cache %s\n", STSD_CONFIG_PATH,
+	       c->cache.filename != NULL ? c->cache.filename : "in memory");
+	fflush(stdout);
+}
 
 static void
 usage(FILE *fp)
@@ -236,20 +313,23 @@ main(int argc, char **argv)
 		return 2;
 	}
 
-	/* Configuration */
-	struct stsd_config cfg;
+	/* Configuration: on the heap, a reload replaces it. */
+	struct stsd_config *cfgp = calloc(1, sizeof *cfgp);
 	struct sts_diags *d = malloc(sizeof *d);
-	if (d == NULL) {
+	if (d == NULL || cfgp == NULL) {
+		free(d);
+		free(cfgp);
 		fprintf(stderr, "mta-stsd: out of memory\n");
 		return 1;
 	}
 	sts_diags_init(d);
 	const char *path = config_path != NULL ? config_path : STSD_CONFIG_PATH;
-	int rc = stsd_config_load(path, &cfg, d);
+	int rc = stsd_config_load(path, cfgp, d);
+	bool have_file = rc != STS_ENOTFOUND;
 	if (rc == STS_ENOTFOUND) {
 		if (config_path != NULL) {
 			fprintf(stderr, "mta-stsd: %s: no such file\n", path);
-			stsd_config_free(&cfg);
+			config_release(cfgp);
 			free(d);
 			return 1;
 		}
@@ -261,43 +341,53 @@ main(int argc, char **argv)
 	if (check) {
 		if (rc == STS_OK)
 			printf("%s: configuration OK (%zu warnings)\n", path, d->n_warnings);
-		stsd_config_free(&cfg);
+		config_release(cfgp);
 		free(d);
 		return rc == STS_OK ? 0 : 1;
 	}
 	free(d);
 	if (rc != STS_OK) {
 		fprintf(stderr, "mta-stsd: %s: configuration has errors, not starting\n", path);
-		stsd_config_free(&cfg);
+		config_release(cfgp);
 		return 1;
 	}
 	if (!have_level)
-		level = cfg.log_level;
+		level = cfgp->log_level;
 	if (user == NULL)
-		user = cfg.user;
+		user = cfgp->user;
 	if (group == NULL)
-		group = cfg.group;
+		group = cfgp->group;
 	if (pidfile == NULL)
-		pidfile = cfg.pidfile;
+		pidfile = cfgp->pidfile;
+	/* A reload frees the configuration; the pid file is removed at exit. */
+	char pidpath[PATH_MAX] = "";
+	if (pidfile != NULL) {
+		snprintf(pidpath, sizeof pidpath, "%s", pidfile);
+		pidfile = pidpath;
+	}
 
 	if (log_path != NULL && log_reopen() != 0) {
 		fprintf(stderr, "mta-stsd: --logfile %s: %s\n", log_path, strerror(errno));
-		stsd_config_free(&cfg);
+		config_release(cfgp);
 		return 1;
 	}
 	struct sts_logger lg = { log_line, NULL, level };
 
 	struct stsd_server *srv = NULL;
 	char err[512];
-	if (stsd_server_new(&cfg, &lg, &srv, err, sizeof err) != 0) {
+	if (stsd_server_new(cfgp, &lg, &srv, err, sizeof err) != 0) {
 		sts_log(&lg, STS_LOG_ERROR, "%s", err);
 		fprintf(stderr, "mta-stsd: %s\n", err);
-		stsd_config_free(&cfg);
+		config_release(cfgp);
 		if (log_fp != NULL)
 			fclose(log_fp);
 		return 1;
 	}
-	stsd_server_on_hup(srv, on_hup, &lg);
+	struct reload_ctx rctx = { .lg = &lg, .srv = srv, .cfg = cfgp,
+				   .path = have_file ? path : NULL, .level_from_flag = have_level };
+	stsd_server_on_hup(srv, on_hup, &rctx);
+	if (!have_file)
+		print_postfix_hint(cfgp);
 
 	if (pidfile != NULL) {
 		FILE *pf = fopen(pidfile, "w");
@@ -311,11 +401,11 @@ main(int argc, char **argv)
 
 	/* The directory of the SQLite cache (the state directory, or the one
 	 * of cache.options.filename) is created and given to the daemon's user. */
-	if (cfg.cache.type == STSD_CACHE_SQLITE) {
+	if (cfgp->cache.type == STSD_CACHE_SQLITE) {
 		char dir[PATH_MAX];
-		snprintf(dir, sizeof dir, "%s", cfg.cache.filename != NULL ? cfg.cache.filename
-			 : cfg.state_dir != NULL ? cfg.state_dir : STSD_STATE_DIR);
-		if (cfg.cache.filename != NULL) {
+		snprintf(dir, sizeof dir, "%s", cfgp->cache.filename != NULL ? cfgp->cache.filename
+			 : cfgp->state_dir != NULL ? cfgp->state_dir : STSD_STATE_DIR);
+		if (cfgp->cache.filename != NULL) {
 			char *slash = strrchr(dir, '/');
 			if (slash == NULL)
 				snprintf(dir, sizeof dir, ".");
@@ -357,7 +447,7 @@ main(int argc, char **argv)
 	stsd_server_free(&srv);
 	if (pidfile != NULL)
 		unlink(pidfile);
-	stsd_config_free(&cfg);
+	config_release(rctx.cfg);
 	sts_log(&lg, STS_LOG_INFO, "stopped");
 	if (log_fp != NULL)
 		fclose(log_fp);
@@ -366,7 +456,7 @@ fail:
 	stsd_server_free(&srv);
 	if (pidfile != NULL)
 		unlink(pidfile);
-	stsd_config_free(&cfg);
+	config_release(rctx.cfg);
 	if (log_fp != NULL)
 		fclose(log_fp);
 	return 1;

@@ -14,12 +14,15 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <systemd/sd-daemon.h>
 #include <uv.h>
 
 #include <mtasts/engine.h>
 #include <mtasts/socketmap.h>
 #include <mtasts/status.h>
 
+#include "metrics.h"
+#include "proactive.h"
 #include "server.h"
 
 #define MEMO_BUCKETS 4096u
@@ -52,7 +55,8 @@ struct req {
 	struct conn *conn;
 	struct flight *flight;           /* waiting on it, or NULL */
 	uv_timer_t *timer;               /* zone timeout while waiting, or NULL */
-	const struct stsd_zone *zone;
+	struct stsd_zone zone;           /* a copy (name NULL): a reload frees the old */
+	uint64_t start_ns;               /* uv_hrtime when the request was read */
 	bool done;
 	struct sts_buf reply;            /* payload, without netstring framing */
 	char host[STS_HOST_MAX + 1];
@@ -105,8 +109,14 @@ struct stsd_server {
 
 	struct sts_dns *dns;
 	struct sts_fetcher *fetcher;
-	struct sts_cache *cache;
+	struct sts_cache *cache;         /* the backend behind an observer (below) */
+	struct sts_cache *observed;      /* what the engine uses: counts backend health */
 	struct sts_engine *engine;
+	struct stsd_proactive_runner *proactive;
+	struct stsd_metrics metrics;
+	struct stsd_metrics_http *metrics_http;
+	char *unix_path;                 /* the socket file we made, removed on exit */
+	bool activated;                  /* listener from systemd (LISTEN_FDS) */
 
 	struct conn *conns;
 	unsigned n_conns;
@@ -158,6 +168,7 @@ memo_clear(struct stsd_server *s)
 		s->memo[i] = NULL;
 	}
 	s->n_memo = 0;
+	s->metrics.answer_entries = 0;
 }
 
 /* Copies a policy by rendering and parsing it again. */
@@ -202,6 +213,7 @@ memo_put(struct stsd_server *s, const struct sts_lookup_result *r)
 		m->next = s->memo[h];
 		s->memo[h] = m;
 		s->n_memo++;
+		s->metrics.answer_entries = s->n_memo;
 	} else if (m->has_policy) {
 		sts_policy_clear(&m->policy);
 		m->has_policy = false;
@@ -289,6 +301,19 @@ memo_from_cache(struct stsd_server *s, const char *domain)
  * Replies */
 
 static void
+count_reply(struct stsd_server *s, const struct req *q)
+{
+	enum stsd_result r = STSD_RESULT_NOTFOUND;
+	switch (q->reply.len > 0 ? q->reply.data[0] : 'N') {
+	case 'O': r = STSD_RESULT_OK; break;
+	case 'T': r = STSD_RESULT_TEMP; break;
+	case 'P': r = STSD_RESULT_PERM; break;
+	default: break;
+	}
+	stsd_metrics_request(&s->metrics, r, (uv_hrtime() - q->start_ns) / 1000u);
+}
+
+static void
 reply_for(struct req *q, enum sts_lookup_status status, const struct sts_policy *p,
 	  const char *why)
 {
@@ -297,9 +322,9 @@ reply_for(struct req *q, enum sts_lookup_status status, const struct sts_policy 
 	int rc = STS_OK;
 	if (status == STS_LOOKUP_POLICY && p != NULL) {
 		struct sts_sm_reply_opts o = {
-			.strict_testing = q->zone->strict_testing,
-			.require_sni = q->zone->require_sni,
-			.tlsrpt = q->zone->tlsrpt,
+			.strict_testing = q->zone.strict_testing,
+			.require_sni = q->zone.require_sni,
+			.tlsrpt = q->zone.tlsrpt,
 			.policy_domain = q->host,
 		};
 		rc = sts_sm_reply_policy(p, &o, &q->reply, NULL);
@@ -309,7 +334,7 @@ reply_for(struct req *q, enum sts_lookup_status status, const struct sts_policy 
 			sts_buf_reset(&q->reply);
 			rc = sts_sm_reply_notfound(&q->reply);
 		}
-	} else if (status == STS_LOOKUP_TEMPFAIL && q->zone->temp_on_failure) {
+	} else if (status == STS_LOOKUP_TEMPFAIL && q->zone.temp_on_failure) {
 		rc = sts_sm_reply_temp(&q->reply, why);
 	} else {
 		rc = sts_sm_reply_notfound(&q->reply);
@@ -319,6 +344,7 @@ reply_for(struct req *q, enum sts_lookup_status status, const struct sts_policy 
 		sts_buf_puts(&q->reply, "TEMP out of memory");
 	}
 	q->done = true;
+	count_reply(s, q);
 	sts_log(s->log, STS_LOG_DEBUG, "conn %lu: %s -> %s", q->conn->id, q->host,
 		sts_buf_cstr(&q->reply));
 }
@@ -359,6 +385,18 @@ req_detach(struct req *q)
 /* ------------------------------------------------------------------------
  * Engine lookups */
 
+/* Fetch outcomes for the metrics: a fetch happened when the result came
+ * from one, or when its error is a fetch error. */
+static void
+count_fetch(struct stsd_server *s, const struct sts_lookup_result *r)
+{
+	if (r->error_code != NULL && strncmp(r->error_code, "fetch.", 6) == 0)
+		stsd_metrics_fetch(&s->metrics, r->error_code);
+	else if (r->source == STS_SOURCE_FETCH && r->error_code == NULL &&
+		 (r->status == STS_LOOKUP_POLICY || r->status == STS_LOOKUP_NONE))
+		stsd_metrics_fetch(&s->metrics, "ok");
+}
+
 static void
 flight_done(void *arg, const struct sts_lookup_result *r)
 {
@@ -379,6 +417,7 @@ flight_done(void *arg, const struct sts_lookup_result *r)
 		sts_log(s->log, STS_LOG_DEBUG, "%s: %s (%s)", f->domain,
 			sts_lookup_status_name(r->status),
 			r->source == STS_SOURCE_FETCH ? "fetched" : "cache");
+	count_fetch(s, r);
 	if (!s->stopping || r->status != STS_LOOKUP_TEMPFAIL)
 		memo_put(s, r);
 
@@ -435,7 +474,7 @@ req_timeout(uv_timer_t *t)
 	struct req *q = t->data;
 	req_detach(q);
 	sts_log(q->conn->srv->log, STS_LOG_INFO, "%s: no answer within %u ms: %s", q->host,
-		q->zone->timeout_ms, q->zone->temp_on_failure ? "TEMP" : "NOTFOUND");
+		q->zone.timeout_ms, q->zone.temp_on_failure ? "TEMP" : "NOTFOUND");
 	reply_for(q, STS_LOOKUP_TEMPFAIL, NULL, "policy lookup timed out");
 	conn_flush(q->conn);
 }
@@ -450,6 +489,7 @@ req_push(struct conn *c)
 	if (q == NULL)
 		return NULL;
 	q->conn = c;
+	q->start_ns = uv_hrtime();
 	sts_buf_init(&q->reply, STS_SM_REPLY_MAX);
 	if (c->tail != NULL)
 		c->tail->next = q;
@@ -475,7 +515,8 @@ handle_request(struct conn *c, const struct sts_bytes *payload)
 		return false;
 	struct sts_sm_request r;
 	sts_sm_parse_request(payload->ptr, payload->len, &r);
-	q->zone = stsd_config_zone(s->cfg, r.name, r.name_len);
+	q->zone = *stsd_config_zone(s->cfg, r.name, r.name_len);
+	q->zone.name = NULL;
 	snprintf(q->host, sizeof q->host, "%s", r.host);
 	switch (r.cls) {
 	case STS_SM_KEY_NOTFOUND_PARENT:
@@ -499,6 +540,10 @@ handle_request(struct conn *c, const struct sts_bytes *payload)
 		m = NULL;   /* the policy expired and could not be refreshed: ask again */
 	if (m == NULL)
 		m = memo_from_cache(s, q->host);
+	if (m != NULL)
+		s->metrics.answer_hits++;
+	else
+		s->metrics.answer_misses++;
 	if (m != NULL) {
 		reply_for(q, m->status, m->has_policy ? &m->policy : NULL, NULL);
 		if ((m->stale || uv_now(&s->loop) - m->stored_ms > s->cfg->cache_grace_ms) &&
@@ -523,7 +568,7 @@ handle_request(struct conn *c, const struct sts_bytes *payload)
 	if (q->timer != NULL) {
 		uv_timer_init(&s->loop, q->timer);
 		q->timer->data = q;
-		uv_timer_start(q->timer, req_timeout, q->zone->timeout_ms, 0);
+		uv_timer_start(q->timer, req_timeout, q->zone.timeout_ms, 0);
 	}
 	q->flight = f;
 	q->fnext = f->waiters;
@@ -562,10 +607,27 @@ shutdown_done(uv_shutdown_t *r, int status)
 		conn_close(c);
 }
 
-/* Sends bytes as one write; false (connection closed) on failure. */
+/* Sends bytes; false (connection closed) on failure. Tries a direct write
+ * first: a reply that fits the socket buffer (nearly always) needs no write
+ * request, no copy and no POLLOUT round trip through epoll. */
 static bool
 conn_write(struct conn *c, const char *data, size_t len)
 {
+	if (c->n_writes == 0) {
+		uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+		int n = uv_try_write(&c->u.stream, &b, 1);
+		if (n == (int)len)
+			return true;
+		if (n > 0) {
+			data += n;
+			len -= (size_t)n;
+		} else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+			sts_log(c->srv->log, STS_LOG_INFO, "conn %lu: write: %s", c->id,
+				uv_strerror(n));
+			conn_close(c);
+			return false;
+		}
+	}
 	struct wreq *wr = malloc(sizeof *wr + len);
 	if (wr == NULL) {
 		conn_close(c);
@@ -661,6 +723,7 @@ conn_closed(uv_handle_t *h)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->n_conns--;
+	s->metrics.connections = s->n_conns;
 	free(c);
 	server_maybe_finish(s);
 }
@@ -687,7 +750,7 @@ idle_timeout(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 	sts_log(c->srv->log, STS_LOG_DEBUG, "conn %lu: idle for %u ms", c->id,
-		STSD_IDLE_TIMEOUT_MS);
+		c->srv->cfg->idle_timeout_ms);
 	conn_close(c);
 }
 
@@ -759,6 +822,7 @@ read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 					if (sts_sm_reply_perm(&q->reply, why) != STS_OK)
 						sts_buf_puts(&q->reply, "PERM");
 					q->done = true;
+					count_reply(s, q);
 				}
 			}
 			break;
@@ -796,22 +860,24 @@ on_connection(uv_stream_t *lis, int status)
 		s->conns->prev = c;
 	s->conns = c;
 	s->n_conns++;
+	s->metrics.connections = s->n_conns;
 	int e = uv_accept(lis, &c->u.stream);
 	if (e < 0) {
 		sts_log(s->log, STS_LOG_WARNING, "accept: %s", uv_strerror(e));
 		conn_close(c);
 		return;
 	}
-	if (s->n_conns > STSD_MAX_CONNECTIONS || s->stopping) {
-		sts_log(s->log, STS_LOG_WARNING, "too many connections (%u): closing a new one",
-			STSD_MAX_CONNECTIONS);
+	if (s->n_conns > s->cfg->max_connections || s->stopping) {
+		if (!s->stopping)
+			sts_log(s->log, STS_LOG_WARNING, "too many connections (max_connections %u):"
+				" closing a new one", s->cfg->max_connections);
 		conn_close(c);
 		return;
 	}
 	if (!s->is_unix)
 		uv_tcp_nodelay(&c->u.tcp, 1);
 	sts_log(s->log, STS_LOG_DEBUG, "conn %lu: accepted", c->id);
-	uv_timer_start(&c->idle, idle_timeout, STSD_IDLE_TIMEOUT_MS, STSD_IDLE_TIMEOUT_MS);
+	uv_timer_start(&c->idle, idle_timeout, s->cfg->idle_timeout_ms, s->cfg->idle_timeout_ms);
 	e = uv_read_start(&c->u.stream, alloc_cb, read_cb);
 	if (e < 0)
 		conn_close(c);
@@ -834,6 +900,8 @@ server_maybe_finish(struct stsd_server *s)
 	if (!s->stopping || s->finished || s->n_conns > 0)
 		return;
 	s->finished = true;
+	stsd_proactive_stop(&s->proactive);
+	stsd_metrics_http_stop(&s->metrics_http);
 	if (s->shutdown_timer_ok) {
 		uv_timer_stop(&s->shutdown_timer);
 		uv_close((uv_handle_t *)&s->shutdown_timer, handle_noop_close);
@@ -866,6 +934,8 @@ server_stop(struct stsd_server *s, const char *why)
 	if (s->stopping)
 		return;
 	s->stopping = true;
+	sd_notify(0, "STOPPING=1");
+	stsd_proactive_stop(&s->proactive);
 	sts_log(s->log, STS_LOG_INFO, "%s: stopping (%u connections, at most %u ms)", why,
 		s->n_conns, s->cfg->shutdown_timeout_ms);
 	if (s->lis_ok) {
@@ -949,6 +1019,10 @@ listen_unix(struct stsd_server *s, char *err, size_t errsz)
 		return -1;
 	}
 	s->unix_bound = true;
+	if ((s->unix_path = strdup(cfg->path)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
 	if (cfg->mode >= 0 && chmod(cfg->path, (mode_t)cfg->mode) != 0) {
 		snprintf(err, errsz, "chmod %s: %s", cfg->path, strerror(errno));
 		return -1;
@@ -1015,6 +1089,40 @@ listen_tcp(struct stsd_server *s, char *err, size_t errsz)
 	return 0;
 }
 
+/* systemd socket activation: the first passed socket is the listener. */
+static int
+listen_activated(struct stsd_server *s, int nfds, char *err, size_t errsz)
+{
+	int fd = SD_LISTEN_FDS_START;
+	if (nfds > 1)
+		sts_log(s->log, STS_LOG_WARNING, "socket activation passed %d sockets: using the"
+			" first, ignoring the others", nfds);
+	int e;
+	if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) > 0) {
+		s->is_unix = true;
+		uv_pipe_init(&s->loop, &s->lis.pipe, 0);
+		s->lis_ok = true;
+		e = uv_pipe_open(&s->lis.pipe, fd);
+	} else if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) > 0) {
+		uv_tcp_init(&s->loop, &s->lis.tcp);
+		s->lis_ok = true;
+		e = uv_tcp_open(&s->lis.tcp, fd);
+	} else {
+		snprintf(err, errsz, "socket activation: fd %d is not a listening stream socket"
+			 " (ListenStream= in the .socket unit)", fd);
+		return -1;
+	}
+	if (e < 0) {
+		snprintf(err, errsz, "socket activation: fd %d: %s", fd, uv_strerror(e));
+		return -1;
+	}
+	s->activated = true;
+	sts_log(s->log, STS_LOG_INFO, "socket activation: listening on the %s socket from"
+		" systemd (host, port and path of the configuration are not used)",
+		s->is_unix ? "UNIX" : "TCP");
+	return 0;
+}
+
 int
 stsd_server_new(const struct stsd_config *cfg, const struct sts_logger *log,
 		struct stsd_server **out, char *err, size_t errsz)
@@ -1037,8 +1145,14 @@ stsd_server_new(const struct stsd_config *cfg, const struct sts_logger *log,
 	*out = s;
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((cfg->path != NULL ? listen_unix(s, err, errsz) : listen_tcp(s, err, errsz)) != 0)
+	int nfds = sd_listen_fds(1);
+	if (nfds > 0) {
+		if (listen_activated(s, nfds, err, errsz) != 0)
+			return -1;
+	} else if ((cfg->path != NULL ? listen_unix(s, err, errsz)
+				       : listen_tcp(s, err, errsz)) != 0) {
 		return -1;
+	}
 	s->lis.handle.data = s;
 	int e = uv_listen(&s->lis.stream, 512, on_connection);
 	if (e < 0) {
@@ -1078,17 +1192,169 @@ stsd_server_on_hup(struct stsd_server *s, void (*fn)(void *ctx), void *ctx)
 	s->hup_ctx = ctx;
 }
 
-int
-stsd_server_start(struct stsd_server *s, char *err, size_t errsz)
+/* Every cache operation's status tells whether the backend works: the
+ * observer passes calls through and keeps the backend_up gauge. */
+struct observer {
+	struct sts_cache base;
+	struct stsd_server *srv;
+	struct sts_cache *inner;
+};
+
+struct obs_call {
+	struct stsd_server *srv;
+	union {
+		sts_cache_get_cb get;
+		sts_cache_done_cb done;
+	} cb;
+	sts_cache_each_cb each;          /* scan only */
+	void *arg;
+};
+
+static void
+obs_note(struct stsd_server *s, int status)
+{
+	int up = status >= 0;
+	if (s->metrics.backend_up != up)
+		sts_log(s->log, up ? STS_LOG_INFO : STS_LOG_WARNING, "policy cache %s: %s",
+			s->cache->ops->name, up ? "usable again" : "failing; answering from memory"
+			" and the network");
+	s->metrics.backend_up = up;
+}
+
+static void
+obs_get_cb(void *arg, int status, const struct sts_cache_entry *e)
+{
+	struct obs_call *k = arg;
+	obs_note(k->srv, status);
+	k->cb.get(k->arg, status, e);
+	free(k);
+}
+
+static void
+obs_done_cb(void *arg, int status)
+{
+	struct obs_call *k = arg;
+	obs_note(k->srv, status);
+	if (k->cb.done != NULL)
+		k->cb.done(k->arg, status);
+	free(k);
+}
+
+static struct obs_call *
+obs_call_new(struct sts_cache *c, void *arg)
+{
+	struct obs_call *k = calloc(1, sizeof *k);
+	if (k != NULL) {
+		k->srv = ((struct observer *)c)->srv;
+		k->arg = arg;
+	}
+	return k;
+}
+
+static void
+obs_get(struct sts_cache *c, const char *domain, sts_cache_get_cb cb, void *arg)
+{
+	struct obs_call *k = obs_call_new(c, arg);
+	if (k == NULL) {
+		cb(arg, STS_ENOMEM, NULL);
+		return;
+	}
+	k->cb.get = cb;
+	struct sts_cache *in = ((struct observer *)c)->inner;
+	in->ops->get(in, domain, obs_get_cb, k);
+}
+
+static void
+obs_put(struct sts_cache *c, const struct sts_cache_entry *e, sts_cache_done_cb cb, void *arg)
+{
+	struct obs_call *k = obs_call_new(c, arg);
+	if (k == NULL) {
+		if (cb != NULL)
+			cb(arg, STS_ENOMEM);
+		return;
+	}
+	k->cb.done = cb;
+	struct sts_cache *in = ((struct observer *)c)->inner;
+	in->ops->put(in, e, obs_done_cb, k);
+}
+
+static void
+obs_del(struct sts_cache *c, const char *domain, sts_cache_done_cb cb, void *arg)
+{
+	struct obs_call *k = obs_call_new(c, arg);
+	if (k == NULL) {
+		if (cb != NULL)
+			cb(arg, STS_ENOMEM);
+		return;
+	}
+	k->cb.done = cb;
+	struct sts_cache *in = ((struct observer *)c)->inner;
+	in->ops->del(in, domain, obs_done_cb, k);
+}
+
+static int
+obs_each(void *arg, const struct sts_cache_entry *e)
+{
+	struct obs_call *k = arg;
+	return k->each(k->arg, e);
+}
+
+static void
+obs_scan(struct sts_cache *c, sts_cache_each_cb each, sts_cache_done_cb done, void *arg)
+{
+	struct obs_call *k = obs_call_new(c, arg);
+	if (k == NULL) {
+		done(arg, STS_ENOMEM);
+		return;
+	}
+	k->cb.done = done;
+	k->each = each;
+	struct sts_cache *in = ((struct observer *)c)->inner;
+	in->ops->scan(in, obs_each, obs_done_cb, k);
+}
+
+static void
+obs_close(struct sts_cache *c)
+{
+	free(c);   /* the backend itself is closed by the server */
+}
+
+static const struct sts_cache_ops observer_ops = {
+	.name = "observer",
+	.get = obs_get,
+	.put = obs_put,
+	.del = obs_del,
+	.scan = obs_scan,
+	.close = obs_close,
+};
+
+/* A redis option's value as seconds (socket_timeout: 5), else dflt_ms. */
+static unsigned
+option_ms(const struct stsd_cache_config *k, const char *key, unsigned dflt_ms)
+{
+	for (size_t i = 0; i < k->n_options; i++) {
+		if (strcmp(k->options[i].key, key) != 0)
+			continue;
+		char *end = NULL;
+		double v = strtod(k->options[i].value, &end);
+		if (end != k->options[i].value && *end == '\0' && v > 0 && v <= 3600)
+			return (unsigned)(v * 1000.0);
+	}
+	return dflt_ms;
+}
+
+static int
+open_cache(struct stsd_server *s, char *err, size_t errsz)
 {
 	const struct stsd_config *cfg = s->cfg;
 	enum stsd_cache_type type = cfg->cache.type;
-	if (type != STSD_CACHE_INTERNAL && type != STSD_CACHE_SQLITE) {
-		sts_log(s->log, STS_LOG_ERROR, "cache type %s is not supported yet: using the"
-			" internal cache", stsd_cache_type_name(type));
+	if (type == STSD_CACHE_REDIS_SENTINEL) {
+		sts_log(s->log, STS_LOG_ERROR, "cache type redis_sentinel is not supported: using"
+			" the internal cache; point type: redis at the master instead");
 		type = STSD_CACHE_INTERNAL;
 	}
-	if (type == STSD_CACHE_SQLITE) {
+	switch (type) {
+	case STSD_CACHE_SQLITE: {
 		char path[4096];
 		if (cfg->cache.filename != NULL)
 			snprintf(path, sizeof path, "%s", cfg->cache.filename);
@@ -1097,19 +1363,106 @@ stsd_server_start(struct stsd_server *s, char *err, size_t errsz)
 		if (sts_cache_sqlite_open(path, s->log, &s->cache, err, errsz) != 0)
 			return -1;
 		sts_log(s->log, STS_LOG_INFO, "policy cache: SQLite %s", path);
-	} else {
+		return 0;
+	}
+	case STSD_CACHE_REDIS: {
+		if (cfg->cache.url == NULL) {
+			snprintf(err, errsz, "cache type redis needs options.url"
+				 " (redis://host:port/db)");
+			return -1;
+		}
+		unsigned t = option_ms(&cfg->cache, "socket_timeout", 5000);
+		if (sts_cache_redis_open(&s->loop, cfg->cache.url, t, s->log, &s->cache, err,
+					 errsz) != 0)
+			return -1;
+		sts_log(s->log, STS_LOG_INFO, "policy cache: Redis (timeout %u ms)", t);
+		return 0;
+	}
+	case STSD_CACHE_POSTGRES: {
+		const char *dsn = cfg->cache.dsn != NULL ? cfg->cache.dsn : "";
+		if (sts_cache_postgres_open(&s->loop, dsn, cfg->cache.timeout_ms, s->log,
+					    &s->cache, err, errsz) != 0)
+			return -1;
+		sts_log(s->log, STS_LOG_INFO, "policy cache: PostgreSQL (timeout %u ms)",
+			cfg->cache.timeout_ms);
+		return 0;
+	}
+	default: {
 		size_t n = cfg->cache.cache_size > 0 ? cfg->cache.cache_size : 10000;
 		if (sts_cache_memory_open(n, s->log, &s->cache) != STS_OK) {
 			snprintf(err, errsz, "cannot open the memory cache");
 			return -1;
 		}
 		sts_log(s->log, STS_LOG_INFO, "policy cache: internal, %zu entries", n);
+		return 0;
 	}
+	}
+}
+
+/* A proactive refresh's result becomes the daemon's answer at once. */
+static void
+proactive_result(void *ctx, const char *domain, const struct sts_lookup_result *r)
+{
+	(void)domain;
+	struct stsd_server *s = ctx;
+	count_fetch(s, r);
+	if (!s->stopping)
+		memo_put(s, r);
+}
+
+static int
+start_extras(struct stsd_server *s, char *err, size_t errsz)
+{
+	const struct stsd_config *cfg = s->cfg;
+	if (cfg->metrics.host != NULL) {
+		if (stsd_metrics_http_start(&s->loop, cfg->metrics.host, cfg->metrics.port,
+					    &s->metrics, s->log, &s->metrics_http, err,
+					    errsz) != 0)
+			return -1;
+		sts_log(s->log, STS_LOG_INFO, "metrics on http://%s:%u/metrics", cfg->metrics.host,
+			(unsigned)cfg->metrics.port);
+	}
+	if (cfg->proactive.enabled &&
+	    stsd_proactive_start(&s->loop, &cfg->proactive, s->observed, s->engine, s->log,
+				 &s->metrics, proactive_result, s, &s->proactive) != 0) {
+		snprintf(err, errsz, "cannot start the proactive refresh: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* The engine keeps a copy of its logger; this one follows the daemon's
+ * level, which a reload may change. */
+static void
+engine_log(void *ctx, enum sts_log_level level, const char *msg)
+{
+	struct stsd_server *s = ctx;
+	if (level <= s->log->max && s->log->fn != NULL)
+		s->log->fn(s->log->ctx, level, msg);
+}
+
+int
+stsd_server_start(struct stsd_server *s, char *err, size_t errsz)
+{
+	const struct stsd_config *cfg = s->cfg;
+	if (open_cache(s, err, errsz) != 0)
+		return -1;
+	s->metrics.backend_up = 1;
+	struct observer *ob = calloc(1, sizeof *ob);
+	if (ob == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	ob->base.ops = &observer_ops;
+	ob->base.log = *s->log;
+	ob->srv = s;
+	ob->inner = s->cache;
+	s->observed = &ob->base;
 	struct sts_engine_opts eo = {
 		.dns = s->dns,
 		.fetcher = s->fetcher,
-		.cache = s->cache,
-		.log = *s->log,
+		.cache = s->observed,
+		.log = { .fn = engine_log, .ctx = s, .max = STS_LOG_DEBUG },
 		.negative_ttl = cfg->negative_ttl_s > 0 ? cfg->negative_ttl_s : 1,
 		.backoff = cfg->backoff_s,
 	};
@@ -1117,6 +1470,8 @@ stsd_server_start(struct stsd_server *s, char *err, size_t errsz)
 		snprintf(err, errsz, "cannot start the engine");
 		return -1;
 	}
+	if (start_extras(s, err, errsz) != 0)
+		return -1;
 	uv_signal_init(&s->loop, &s->sig_term);
 	uv_signal_init(&s->loop, &s->sig_int);
 	uv_signal_init(&s->loop, &s->sig_hup);
@@ -1125,11 +1480,85 @@ stsd_server_start(struct stsd_server *s, char *err, size_t errsz)
 	uv_signal_start(&s->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&s->sig_int, on_signal, SIGINT);
 	uv_signal_start(&s->sig_hup, on_signal, SIGHUP);
-	if (cfg->path != NULL)
-		sts_log(s->log, STS_LOG_INFO, "listening on %s", cfg->path);
+	char where[300];
+	if (s->activated)
+		snprintf(where, sizeof where, "the socket from systemd");
+	else if (cfg->path != NULL)
+		snprintf(where, sizeof where, "%s", cfg->path);
 	else
-		sts_log(s->log, STS_LOG_INFO, "listening on %s:%u", cfg->host, (unsigned)cfg->port);
+		snprintf(where, sizeof where, "%s:%u", cfg->host, (unsigned)cfg->port);
+	sts_log(s->log, STS_LOG_INFO, "listening on %s", where);
+	sd_notifyf(0, "READY=1\nSTATUS=answering on %s\nMAINPID=%lu", where,
+		   (unsigned long)getpid());
 	return 0;
+}
+
+/* What a reload cannot change while running. */
+static void
+reload_warn(struct stsd_server *s, bool changed, const char *what)
+{
+	if (changed)
+		sts_log(s->log, STS_LOG_WARNING, "reload: %s changed: restart mta-stsd to apply it",
+			what);
+}
+
+static bool
+str_differ(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+int
+stsd_server_reload(struct stsd_server *s, const struct stsd_config *cfg, char *err,
+		   size_t errsz)
+{
+	const struct stsd_config *old = s->cfg;
+	sd_notify(0, "RELOADING=1");
+	reload_warn(s, !s->activated && (str_differ(old->host, cfg->host) ||
+					 old->port != cfg->port ||
+					 str_differ(old->path, cfg->path) ||
+					 old->mode != cfg->mode),
+		    "the listening socket (host, port, path, mode)");
+	reload_warn(s, old->cache.type != cfg->cache.type ||
+		       str_differ(old->cache.filename, cfg->cache.filename) ||
+		       str_differ(old->cache.url, cfg->cache.url) ||
+		       str_differ(old->cache.dsn, cfg->cache.dsn), "the cache backend");
+	reload_warn(s, str_differ(old->user, cfg->user) || str_differ(old->group, cfg->group),
+		    "user/group");
+	reload_warn(s, str_differ(old->ca_file, cfg->ca_file) ||
+		       old->n_resolvers != cfg->n_resolvers ||
+		       (cfg->n_resolvers > 0 &&
+			memcmp(old->resolvers, cfg->resolvers,
+			       cfg->n_resolvers * sizeof *cfg->resolvers) != 0),
+		    "resolver or ca_file");
+	reload_warn(s, old->negative_ttl_s != cfg->negative_ttl_s ||
+		       old->backoff_s != cfg->backoff_s, "negative_ttl or backoff");
+	s->cfg = cfg;
+	s->max_memo = cfg->cache.cache_size > 0 ? cfg->cache.cache_size : 10000;
+
+	/* The metrics listener and the proactive refresh restart with the new
+	 * settings. */
+	bool metrics_moved = str_differ(old->metrics.host, cfg->metrics.host) ||
+			     old->metrics.port != cfg->metrics.port;
+	int rc = 0;
+	if (metrics_moved) {
+		stsd_metrics_http_stop(&s->metrics_http);
+		if (cfg->metrics.host != NULL &&
+		    stsd_metrics_http_start(&s->loop, cfg->metrics.host, cfg->metrics.port,
+					    &s->metrics, s->log, &s->metrics_http, err,
+					    errsz) != 0)
+			rc = -1;
+	}
+	stsd_proactive_stop(&s->proactive);
+	if (cfg->proactive.enabled &&
+	    stsd_proactive_start(&s->loop, &cfg->proactive, s->observed, s->engine, s->log,
+				 &s->metrics, proactive_result, s, &s->proactive) != 0) {
+		snprintf(err, errsz, "cannot restart the proactive refresh: out of memory");
+		rc = -1;
+	}
+	sts_log(s->log, STS_LOG_INFO, "reload: configuration applied (%zu zones)", cfg->n_zones);
+	sd_notify(0, "READY=1");
+	return rc;
 }
 
 int
@@ -1164,13 +1593,19 @@ stsd_server_free(struct stsd_server **sp)
 		sts_fetcher_free(&s->fetcher);
 		uv_run(&s->loop, UV_RUN_DEFAULT);
 	}
+	stsd_proactive_stop(&s->proactive);
+	stsd_metrics_http_stop(&s->metrics_http);
+	if (s->loop_ok)
+		uv_run(&s->loop, UV_RUN_NOWAIT);
+	sts_cache_close(&s->observed);
 	sts_cache_close(&s->cache);
 	if (s->loop_ok) {
 		uv_run(&s->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&s->loop);
 	}
-	if (s->unix_bound)
-		unlink(s->cfg->path);
+	if (s->unix_bound && s->unix_path != NULL)
+		unlink(s->unix_path);
+	free(s->unix_path);
 	memo_clear(s);
 	free(s);
 }

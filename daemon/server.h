@@ -29,8 +29,6 @@
 
 #include "config.h"
 
-#define STSD_IDLE_TIMEOUT_MS 300000u   /* a connection without requests is closed */
-#define STSD_MAX_CONNECTIONS 1000u     /* more are accepted and closed at once */
 #define STSD_MAX_PIPELINE 1000u        /* unanswered requests per connection */
 
 struct stsd_server;
@@ -41,6 +39,16 @@ int stsd_server_new(const struct stsd_config *cfg, const struct sts_logger *log,
 /* fn runs on SIGHUP. */
 void stsd_server_on_hup(struct stsd_server *s, void (*fn)(void *ctx), void *ctx);
 int stsd_server_start(struct stsd_server *s, char *err, size_t errsz);
+/* Applies a new configuration (SIGHUP): zones, timeouts, cache_grace,
+ * idle_timeout, max_connections, the answer map's size, metrics address and
+ * proactive refresh take effect at once; the in-memory answers, the cache
+ * and open connections stay. What needs a restart (listener, cache
+ * backend, user, resolver, ca_file, negative_ttl, backoff) is logged.
+ * cfg must outlive the server or the next reload; the previous one may be
+ * freed when this returns. Returns 0, or -1 with a message (a metrics
+ * listener that could not be bound; everything else is applied). */
+int stsd_server_reload(struct stsd_server *s, const struct stsd_config *cfg, char *err,
+		       size_t errsz);
 /* Serves until SIGTERM or SIGINT, then drains within shutdown_timeout.
  * Returns 0. */
 int stsd_server_run(struct stsd_server *s);

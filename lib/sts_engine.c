@@ -55,6 +55,7 @@ struct job {
 	struct sts_policy fetched;     /* valid when have_fetched */
 	bool have_fetched;
 	int64_t fetched_at;
+	bool force;                    /* refresh: fetch even when the id is unchanged */
 
 	char code[48];                 /* why no policy / why not refreshed */
 	char message[512];
@@ -428,7 +429,7 @@ on_txt(void *arg, const struct sts_dns_answer *ans)
 	sts_txt_record_clear(&rec);
 	free(d);
 
-	if (j->cached_valid && strcmp(j->cached.id, j->id) == 0) {
+	if (j->cached_valid && strcmp(j->cached.id, j->id) == 0 && !j->force) {
 		finish_cached(j);
 		return;
 	}
@@ -525,6 +526,13 @@ on_fetch(void *arg, const struct sts_fetch_result *res)
 		ent.policy_len = res->body_len;
 		e->cache->ops->put(e->cache, &ent, NULL, NULL);
 	}
+	if (j->cached_valid && strcmp(j->cached.id, j->id) == 0 &&
+	    (j->cached.policy_len != res->body_len ||
+	     memcmp(j->cached.policy, res->body, res->body_len) != 0))
+		/* Senders that do not refetch keep the old one until it expires. */
+		sts_log(&e->log, STS_LOG_WARNING, "%s: the policy changed but its id %s did not:"
+			" the domain must publish a new id with every change (rule 5)", j->domain,
+			j->id);
 	sts_log(&e->log, STS_LOG_INFO, "%s: fetched policy id %s (mode %s, max_age %u)",
 		j->domain, j->id, sts_mode_name(j->fetched.mode), j->fetched.max_age);
 	finish_fetched(j);
@@ -629,8 +637,8 @@ sts_engine_free(struct sts_engine **ep)
 	*ep = NULL;
 }
 
-void
-sts_engine_lookup(struct sts_engine *e, const char *domain, sts_lookup_cb cb, void *arg)
+static void
+start_lookup(struct sts_engine *e, const char *domain, bool force, sts_lookup_cb cb, void *arg)
 {
 	char norm[DOMAIN_MAX];
 	struct sts_lookup_result bad = { .status = STS_LOOKUP_NO_POLICY, .domain = domain, .id = "" };
@@ -677,6 +685,7 @@ sts_engine_lookup(struct sts_engine *e, const char *domain, sts_lookup_cb cb, vo
 		return;
 	}
 	j->e = e;
+	j->force = force;
 	snprintf(j->domain, sizeof j->domain, "%s", norm);
 	j->waiters = w;
 	j->waiters_tail = &w->next;
@@ -686,6 +695,18 @@ sts_engine_lookup(struct sts_engine *e, const char *domain, sts_lookup_cb cb, vo
 		e->cache->ops->get(e->cache, j->domain, on_cache_get, j);
 	else
 		on_cache_get(j, 0, NULL);
+}
+
+void
+sts_engine_lookup(struct sts_engine *e, const char *domain, sts_lookup_cb cb, void *arg)
+{
+	start_lookup(e, domain, false, cb, arg);
+}
+
+void
+sts_engine_refresh(struct sts_engine *e, const char *domain, sts_lookup_cb cb, void *arg)
+{
+	start_lookup(e, domain, true, cb, arg);
 }
 
 void

@@ -82,6 +82,13 @@ void sts_engine_free(struct sts_engine **e);
 /* Looks up the policy in force for domain (any case, trailing dot, U-labels). */
 void sts_engine_lookup(struct sts_engine *e, const char *domain, sts_lookup_cb cb, void *arg);
 
+/* Like sts_engine_lookup, but fetches the policy again even when the TXT id
+ * equals the cached one (proactive refresh, RFC 8461 section 10.2): a policy
+ * changed without a new id is picked up, and max_age counts from now. The
+ * back-off of rule 34 still applies; a failure keeps the cached policy. A
+ * lookup of the domain already in flight is joined instead. */
+void sts_engine_refresh(struct sts_engine *e, const char *domain, sts_lookup_cb cb, void *arg);
+
 struct sts_engine_stats {
 	unsigned long txt_queries;
 	unsigned long fetches;

@@ -286,7 +286,24 @@ else
 	ok "# SKIP no user nobody / group nogroup"
 fi
 
-# --- cache types not supported yet fall back to the internal cache ---------------------------
+wait_port() { # wait_port PORT: until something accepts there (10 s)
+	for _ in $(seq 1 100); do
+		python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+wait_log() { # wait_log FILE ERE [SECONDS]: until a line matches
+	local i
+	for i in $(seq 1 $(( ${3:-10} * 10 ))); do
+		grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# --- a network cache backend that is down: the daemon starts and answers ------------------
+# Nothing listens on 127.0.0.1:1; the Redis backend keeps reconnecting.
 cat >"$tmp/r.yml" <<Y
 host: 127.0.0.1
 port: 18463
@@ -295,19 +312,196 @@ ca_file: $CA_FILE
 cache:
   type: redis
   options:
-    url: redis://127.0.0.1:6379/0
+    url: redis://127.0.0.1:1/0
+    socket_timeout: 1
 Y
 "$D" -c "$tmp/r.yml" -l "$tmp/r.log" &
 RPID=$!
-for _ in $(seq 1 100); do
-	python3 -c "import socket; socket.create_connection(('127.0.0.1', 18463), 1)" 2>/dev/null && break
-	sleep 0.1
-done
-like "cache type redis: error logged" "$(cat "$tmp/r.log")" "cache type redis is not supported yet: using the internal cache"
-is "cache type redis: lookups work (internal cache)" "$(timeout 30 python3 "$SM" 127.0.0.1:18463 'postfix enforce.test')" "$OK_ENFORCE"
+wait_port 18463
+is "Redis down: lookups still work" "$(timeout 30 python3 "$SM" 127.0.0.1:18463 'postfix enforce.test')" "$OK_ENFORCE"
+like "Redis down: the failing backend is logged" "$(cat "$tmp/r.log")" "policy cache redis: failing|[Rr]edis.*(down|refused|unreachable|not connected)"
 kill -TERM "$RPID"
 wait "$RPID"
-is "cache type redis: SIGTERM exit 0" "$?" 0
+is "Redis down: SIGTERM exit 0" "$?" 0
+# redis_sentinel is not supported: an error line, then the internal cache
+sed -e 's/type: redis/type: redis_sentinel/' -e 's/url: .*/sentinels: ["127.0.0.1:1"]\n    sentinel_master_name: m/' "$tmp/r.yml" >"$tmp/rs.yml"
+"$D" -c "$tmp/rs.yml" -l "$tmp/rs.log" &
+RPID=$!
+wait_port 18463
+like "redis_sentinel: error logged" "$(cat "$tmp/rs.log")" "redis_sentinel is not supported: using the internal cache"
+is "redis_sentinel: lookups work (internal cache)" "$(timeout 30 python3 "$SM" 127.0.0.1:18463 'postfix enforce.test')" "$OK_ENFORCE"
+kill -TERM "$RPID"
+wait "$RPID"
+is "redis_sentinel: SIGTERM exit 0" "$?" 0
+
+# --- SIGHUP reloads the configuration -------------------------------------------------------
+cat >"$tmp/h.yml" <<Y
+host: 127.0.0.1
+port: 18466
+resolver: ["$RESOLVER"]
+ca_file: $CA_FILE
+cache:
+  type: internal
+Y
+"$D" -c "$tmp/h.yml" -l "$tmp/h.log" &
+HPID=$!
+wait_port 18466
+is "reload: before, unknown zone newz is default_zone" "$(timeout 30 python3 "$SM" 127.0.0.1:18466 'newz testing.test')" "NOTFOUND "
+# a connection that stays open across the reload
+exec {HC}<>/dev/tcp/127.0.0.1/18466
+cat >>"$tmp/h.yml" <<Y
+zones:
+  newz:
+    strict_testing: true
+    require_sni: false
+Y
+kill -HUP "$HPID"
+wait_log "$tmp/h.log" "reload: configuration applied"
+is "reload: the new zone answers" "$(timeout 30 python3 "$SM" 127.0.0.1:18466 'newz testing.test')" \
+	"OK secure match=mail.testing.test:.backup.testing.test"
+printf '20:postfix enforce.test,' >&$HC
+want="${#OK_ENFORCE}:$OK_ENFORCE,"
+read -r -t 10 -N ${#want} got <&$HC
+is "reload: a connection opened before it still works" "$got" "$want"
+exec {HC}>&-
+like "reload: answered from the memory it kept (no new fetch of enforce.test)" \
+	"$(grep -c 'enforce.test: fetched' "$tmp/h.log")" "^1$"
+cp "$tmp/h.yml" "$tmp/h.good"
+printf 'port: [oops\n' >>"$tmp/h.yml"
+kill -HUP "$HPID"
+wait_log "$tmp/h.log" "has errors: keeping the running configuration"
+like "reload: a broken file is refused with its error" "$(cat "$tmp/h.log")" "h.yml:[0-9]+:[0-9]+: .*\\[config\\."
+is "reload: after a refused reload the zone still answers" "$(timeout 30 python3 "$SM" 127.0.0.1:18466 'newz testing.test')" \
+	"OK secure match=mail.testing.test:.backup.testing.test"
+sed 's/^port: 18466/port: 18467/' "$tmp/h.good" >"$tmp/h.yml"
+kill -HUP "$HPID"
+wait_log "$tmp/h.log" "listening socket .* changed: restart"
+like "reload: a listener change asks for a restart" "$(cat "$tmp/h.log")" "reload: the listening socket .*changed: restart mta-stsd to apply it"
+is "reload: still listening on the old port" "$(timeout 30 python3 "$SM" 127.0.0.1:18466 'postfix enforce.test')" "$OK_ENFORCE"
+kill -TERM "$HPID"
+wait "$HPID"
+is "reload: SIGTERM exit 0" "$?" 0
+
+# --- proactive refresh: refetches under an unchanged id, alerts on failures ----------------
+IDC=$WDIR/www/idchange/.well-known/mta-sts.txt
+cat >"$tmp/pr.yml" <<Y
+host: 127.0.0.1
+port: 18468
+resolver: ["$RESOLVER"]
+ca_file: $CA_FILE
+cache_grace: 3600
+cache:
+  type: internal
+proactive_policy_fetching:
+  enabled: true
+  interval: 2
+  grace_ratio: 4
+  concurrency_limit: 4
+zones:
+  strict:
+    strict_testing: true
+Y
+"$D" -c "$tmp/pr.yml" -v debug -l "$tmp/pr.log" &
+PPID_=$!
+wait_port 18468
+is "proactive: idchange.test first answer" "$(timeout 30 python3 "$SM" 127.0.0.1:18468 'strict idchange.test')" \
+	"OK secure match=mail.idchange.test servername=hostname"
+# The policy changes, the id does not: a sender that only compares ids never sees it.
+printf 'version: STSv1\r\nmode: testing\r\nmx: mail.idchange.test\r\nmx: mx2.idchange.test\r\nmax_age: 86400\r\n' >"$IDC"
+wait_log "$tmp/pr.log" "idchange.test: the policy changed but its id" 15
+like "proactive: refetched under the same id and warned (rule 5)" "$(cat "$tmp/pr.log")" \
+	"idchange.test: the policy changed but its id [^ ]+ did not"
+is "proactive: the answer follows the refetched policy" "$(timeout 30 python3 "$SM" 127.0.0.1:18468 'strict idchange.test')" \
+	"OK secure match=mail.idchange.test:mx2.idchange.test servername=hostname"
+like "proactive: runs are spread and logged" "$(cat "$tmp/pr.log")" "proactive refresh: [0-9]+ of [0-9]+ cached domains due, spread over"
+# Now the policy host serves garbage: refreshes fail, the cached policy stays,
+# and after 3 failed runs in a row the log raises an alert (rules 40, 72).
+printf 'this is not a policy\n' >"$IDC"
+wait_log "$tmp/pr.log" "ALERT idchange.test: proactive refresh failed 3 times in a row" 30
+like "proactive: alert after 3 failed refreshes" "$(cat "$tmp/pr.log")" \
+	"ALERT idchange.test: proactive refresh failed 3 times in a row; the cached policy id [^ ]+ expires at"
+is "proactive: the cached policy still answers" "$(timeout 30 python3 "$SM" 127.0.0.1:18468 'strict idchange.test')" \
+	"OK secure match=mail.idchange.test:mx2.idchange.test servername=hostname"
+kill -TERM "$PPID_"
+wait "$PPID_"
+is "proactive: SIGTERM exit 0" "$?" 0
+
+# --- systemd: socket activation and sd_notify ---------------------------------------------
+if command -v systemd-socket-activate >/dev/null; then
+	cat >"$tmp/sa.yml" <<Y
+host: 127.0.0.1
+port: 18999
+resolver: ["$RESOLVER"]
+ca_file: $CA_FILE
+cache:
+  type: internal
+Y
+	NS=$tmp/notify.sock
+	python3 - "$NS" >"$tmp/notify.out" 2>&1 <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); s.settimeout(60)
+try:
+    while True:
+        m = s.recv(4096).decode()
+        print(m.replace("\n", " "), flush=True)
+        if "STOPPING=1" in m: break
+except socket.timeout:
+    pass
+PY
+	NPID=$!
+	for _ in $(seq 1 50); do [ -S "$NS" ] && break; sleep 0.1; done
+	NOTIFY_SOCKET=$NS systemd-socket-activate -E NOTIFY_SOCKET -l 127.0.0.1:18465 "$D" -c "$tmp/sa.yml" -l "$tmp/sa.log" >"$tmp/sa.out" 2>&1 &
+	SAPID=$!
+	wait_port 18465
+	is "socket activation: answers on the passed socket" "$(timeout 30 python3 "$SM" 127.0.0.1:18465 'postfix enforce.test')" "$OK_ENFORCE"
+	like "socket activation: logged" "$(cat "$tmp/sa.log")" "socket activation: listening on the TCP socket from systemd"
+	is "socket activation: the configured port is not used" \
+		"$(python3 -c "import socket; socket.create_connection(('127.0.0.1', 18999), 1)" 2>/dev/null && echo open || echo closed)" closed
+	wait_log "$tmp/notify.out" "READY=1"
+	like "sd_notify: READY=1 with a status line" "$(cat "$tmp/notify.out")" "READY=1 STATUS=answering on the socket from systemd"
+	kill -HUP "$SAPID"
+	wait_log "$tmp/notify.out" "RELOADING=1"
+	like "sd_notify: RELOADING=1 on SIGHUP" "$(cat "$tmp/notify.out")" "RELOADING=1"
+	kill -TERM "$SAPID"
+	wait "$SAPID"
+	is "socket activation: SIGTERM exit 0" "$?" 0
+	wait "$NPID"
+	like "sd_notify: STOPPING=1 on SIGTERM" "$(cat "$tmp/notify.out")" "STOPPING=1"
+else
+	not_ok "systemd-socket-activate is missing (package systemd)"
+fi
+
+# --- idle_timeout and max_connections ------------------------------------------------------
+cat >"$tmp/lim.yml" <<Y
+host: 127.0.0.1
+port: 18469
+resolver: ["$RESOLVER"]
+ca_file: $CA_FILE
+cache:
+  type: internal
+idle_timeout: 1
+max_connections: 2
+Y
+"$D" -c "$tmp/lim.yml" -l "$tmp/lim.log" &
+LPID=$!
+wait_port 18469
+got=$(timeout 30 python3 - <<'PY'
+import socket, time
+a = socket.create_connection(("127.0.0.1", 18469)); b = socket.create_connection(("127.0.0.1", 18469))
+time.sleep(0.2)
+c = socket.create_connection(("127.0.0.1", 18469)); c.settimeout(5)
+third = "closed" if c.recv(100) == b"" else "open"
+a.settimeout(5); t0 = time.time()
+idle = "closed" if a.recv(100) == b"" else "open"
+print(third, idle, "%.1f" % (time.time() - t0))
+PY
+)
+like "max_connections 2: a third connection is closed at once" "$got" "^closed "
+like "idle_timeout 1: an idle connection is closed after about 1 s" "$got" "^closed closed (0\.[5-9]|1\.[0-9])$"
+like "max_connections: logged" "$(cat "$tmp/lim.log")" "too many connections \(max_connections 2\)"
+kill -TERM "$LPID"
+wait "$LPID"
 
 # --- UNIX socket, internal cache, temp_on_failure ------------------------------------------
 cat >"$tmp/u.yml" <<Y
