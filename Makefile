@@ -3,7 +3,7 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build run test test-asan bench fuzz clean
+.PHONY: all deps build run demo test test-asan bench fuzz clean
 
 all: build
 
@@ -16,7 +16,13 @@ $(BUILD)/build.ninja:
 build: deps $(BUILD)/build.ninja
 	@ninja -C $(BUILD) >/dev/null
 
+# The daemon in the foreground on its built-in defaults (127.0.0.1:8461,
+# SQLite cache), printing the line to add to Postfix; Ctrl-C stops it.
 run: build
+	@$(BUILD)/daemon/mta-stsd --no-config
+
+# A short tour of the mta-sts command-line tool.
+demo: build
 	@scripts/demo $(BUILD)
 
 test: build

@@ -140,6 +140,44 @@ config_release(struct stsd_config *c)
 	free(c);
 }
 
+/* Built-in defaults keep the cache in /var/lib/mta-stsd, which only root
+ * can create: another user (a trial run, `make run`) gets its own state
+ * directory under $XDG_STATE_HOME (or ~/.local/state) instead. */
+static int
+user_state_dir(struct stsd_config *c)
+{
+	if (geteuid() == 0)
+		return 0;
+	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	char dir[PATH_MAX];
+	if (xdg != NULL && xdg[0] == '/')
+		snprintf(dir, sizeof dir, "%s/mta-stsd", xdg);
+	else if (home != NULL && home[0] == '/')
+		snprintf(dir, sizeof dir, "%s/.local/state/mta-stsd", home);
+	else
+		return 0;
+	char file[PATH_MAX + 16];
+	snprintf(file, sizeof file, "%s/%s", dir, STSD_SQLITE_FILE);
+	char *d = strdup(dir), *f = strdup(file);
+	if (d == NULL || f == NULL) {
+		free(d);
+		free(f);
+		return -1;
+	}
+	free(c->state_dir);
+	c->state_dir = d;
+	free(c->cache.filename);
+	c->cache.filename = f;
+	/* ~/.local/state may not exist yet: make the parents (the last one is
+	 * made with the daemon's usual mode below). */
+	for (char *p = strchr(d + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		(void)mkdir(d, 0700);
+		*p = '/';
+	}
+	return 0;
+}
+
 /* With no configuration file, say what to add to Postfix. */
 static void
 print_postfix_hint(const struct stsd_config *c)
@@ -151,7 +189,7 @@ print_postfix_hint(const struct stsd_config *c)
 		printf("mta-stsd: add to Postfix's main.cf:\n"
 		       "  smtp_tls_policy_maps = socketmap:inet:%s:%u:postfix\n", c->host,
 		       (unsigned)c->port);
-	printf("mta-stsd: built-in defaults (no %s); policy cache %s\n", STSD_CONFIG_PATH,
+	printf("mta-stsd: running on built-in defaults; policy cache %s\n",
 	       c->cache.filename != NULL ? c->cache.filename : "in memory");
 	fflush(stdout);
 }
@@ -175,6 +213,7 @@ usage(FILE *fp)
 		"  -p, --pidfile FILE    write the process id to FILE\n"
 		"      --disable-uvloop  accepted for compatibility, ignored\n"
 		"      --check-config    check the configuration and exit (0 fine, 1 errors)\n"
+		"      --no-config       ignore " STSD_CONFIG_PATH " and use the built-in defaults\n"
 		"      --help            this text\n"
 		"      --version         print the version\n");
 }
@@ -260,7 +299,7 @@ drop_privileges(const char *user, const char *group, char *err, size_t errsz)
 int
 main(int argc, char **argv)
 {
-	enum { OPT_DISABLE_UVLOOP = 256, OPT_CHECK, OPT_HELP, OPT_VERSION };
+	enum { OPT_DISABLE_UVLOOP = 256, OPT_CHECK, OPT_HELP, OPT_VERSION, OPT_NO_CONFIG };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "verbosity", required_argument, NULL, 'v' },
@@ -270,12 +309,13 @@ main(int argc, char **argv)
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "disable-uvloop", no_argument, NULL, OPT_DISABLE_UVLOOP },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "no-config", no_argument, NULL, OPT_NO_CONFIG },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config_path = NULL, *user = NULL, *group = NULL, *pidfile = NULL;
-	bool check = false, have_level = false;
+	bool check = false, have_level = false, no_config = false;
 	enum sts_log_level level = STS_LOG_INFO;
 	int ch;
 	opterr = 0;
@@ -296,6 +336,7 @@ main(int argc, char **argv)
 		case 'p': pidfile = optarg; break;
 		case OPT_DISABLE_UVLOOP: break;
 		case OPT_CHECK: check = true; break;
+		case OPT_NO_CONFIG: no_config = true; break;
 		case 'h':
 		case OPT_HELP: usage(stdout); return 0;
 		case OPT_VERSION: printf("mta-stsd %s\n", STSD_VERSION); return 0;
@@ -323,8 +364,20 @@ main(int argc, char **argv)
 		return 1;
 	}
 	sts_diags_init(d);
+	if (no_config && config_path != NULL) {
+		fprintf(stderr, "mta-stsd: -c and --no-config exclude each other\n");
+		free(d);
+		free(cfgp);
+		return 2;
+	}
 	const char *path = config_path != NULL ? config_path : STSD_CONFIG_PATH;
-	int rc = stsd_config_load(path, cfgp, d);
+	int rc = no_config ? STS_ENOTFOUND : stsd_config_load(path, cfgp, d);
+	if (no_config && stsd_config_defaults(cfgp) != STS_OK) {
+		fprintf(stderr, "mta-stsd: out of memory\n");
+		free(d);
+		config_release(cfgp);
+		return 1;
+	}
 	bool have_file = rc != STS_ENOTFOUND;
 	if (rc == STS_ENOTFOUND) {
 		if (config_path != NULL) {
@@ -334,8 +387,15 @@ main(int argc, char **argv)
 			return 1;
 		}
 		if (check)
-			printf("%s: not found: the built-in defaults apply\n", path);
+			printf("%s: %s: the built-in defaults apply\n", path,
+			       no_config ? "not read (--no-config)" : "not found");
 		rc = STS_OK;
+		if (user_state_dir(cfgp) != 0) {
+			fprintf(stderr, "mta-stsd: out of memory\n");
+			free(d);
+			config_release(cfgp);
+			return 1;
+		}
 	}
 	print_diags(d, path);
 	if (check) {

@@ -97,6 +97,11 @@ if [ ! -e /etc/mta-sts-daemon.yml ]; then
 	is "--check-config, default file missing: exit 0" "$?" 0
 	like "--check-config, default file missing: built-in defaults" "$(cat "$tmp/cc.out")" "built-in defaults apply"
 fi
+"$D" --no-config --check-config >"$tmp/cc.out" 2>&1
+is "--no-config --check-config: exit 0" "$?" 0
+like "--no-config: built-in defaults" "$(cat "$tmp/cc.out")" "not read \(--no-config\): the built-in defaults apply"
+"$D" --no-config -c "$tmp/bad.yml" >"$tmp/cc.out" 2>&1
+is "--no-config with -c: usage error" "$?" 2
 "$D" -v loud --check-config >"$tmp/cc.out" 2>&1
 is "-v with an unknown level: usage error" "$?" 2
 "$D" --version >"$tmp/cc.out" 2>&1
