@@ -214,6 +214,49 @@ test_fetch_and_cache(void **state)
 	assert_int_equal(f->w.txt_queries, 2);
 }
 
+static void
+refresh(struct fixture *f, const char *domain)
+{
+	f->calls = 0;
+	sts_engine_refresh(f->e, domain, on_result, f);
+	pump(&f->w);
+	assert_int_equal(f->calls, 1);
+}
+
+/* Rules 39, 71: a proactive refresh fetches again under an unchanged id,
+ * picks up a body changed without a new id, and restarts max_age; a
+ * failed refresh keeps the cached policy (rule 38) and backs off (rule 34). */
+static void
+test_refresh_refetches(void **state)
+{
+	struct fixture *f = *state;
+	lookup(f, "example.com");
+	f->now += 7200;
+	f->w.body = POL_TESTING;                          /* same id "one" */
+	lookup(f, "example.com");
+	assert_string_equal(f->mode, "enforce");          /* a plain lookup keeps it */
+	assert_int_equal(f->w.fetches, 1);
+	refresh(f, "example.com");
+	assert_int_equal(f->source, STS_SOURCE_FETCH);
+	assert_string_equal(f->mode, "testing");
+	assert_int_equal(f->expires_at, f->now + 86400);
+	assert_int_equal(f->w.fetches, 2);
+	lookup(f, "example.com");
+	assert_int_equal(f->source, STS_SOURCE_CACHE);
+	assert_string_equal(f->mode, "testing");          /* the cache holds the new one */
+	f->now += 60;
+	f->w.fetch_error = STS_FETCH_TIMEOUT;
+	refresh(f, "example.com");
+	assert_int_equal(f->status, STS_LOOKUP_POLICY);
+	assert_string_equal(f->mode, "testing");
+	assert_string_equal(f->code, "fetch.timeout");
+	assert_int_equal(f->w.fetches, 3);
+	f->now += 60;
+	refresh(f, "example.com");                        /* inside the back-off */
+	assert_int_equal(f->w.fetches, 3);
+	assert_string_equal(f->code, "fetch.timeout");
+}
+
 /* Rule 16: the cached policy expires max_age after the fetch. */
 static void
 test_expiry(void **state)
@@ -502,6 +545,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_fetch_and_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refresh_refetches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_record_negative_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txt_gone_keeps_cached, setup, teardown),
