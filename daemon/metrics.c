@@ -385,6 +385,20 @@ route(const struct stsd_http_head *h)
 	return STSD_HTTP_NOT_FOUND;
 }
 
+/* True when an unfinished request line can no longer become valid: its
+ * method is followed by something else than SP (a socketmap request, a TLS
+ * handshake). Such a client is answered at once, not after the timeout. */
+static bool
+bad_start(const char *l, size_t n)
+{
+	size_t m = token_len(l, n);
+	if (m == n)
+		return false;
+	if (m == 0 && l[0] == '\r' && n == 1)
+		return false;   /* maybe an empty line's CRLF */
+	return m == 0 || l[m] != ' ';
+}
+
 enum stsd_http_verdict
 stsd_http_parse_head(const char *data, size_t len, struct stsd_http_head *out)
 {
@@ -397,8 +411,11 @@ stsd_http_parse_head(const char *data, size_t len, struct stsd_http_head *out)
 	unsigned hosts = 0;
 	for (;;) {
 		const char *nl = lim > pos ? memchr(data + pos, '\n', lim - pos) : NULL;
-		if (nl == NULL)
+		if (nl == NULL) {
+			if (!have_line && bad_start(data + pos, lim - pos))
+				return STSD_HTTP_BAD_REQUEST;
 			return len > STSD_HTTP_HEAD_MAX ? STSD_HTTP_TOO_LARGE : STSD_HTTP_MORE;
+		}
 		const char *l = data + pos;
 		size_t n = (size_t)(nl - l);
 		pos += n + 1;
@@ -421,9 +438,9 @@ stsd_http_parse_head(const char *data, size_t len, struct stsd_http_head *out)
 			continue;
 		}
 		if (n == 0) {
-			out->head_len = pos;
 			if (hosts > 1 || (out->version == 11 && hosts == 0))
 				return STSD_HTTP_BAD_REQUEST;
+			out->head_len = pos;
 			return route(out);
 		}
 		if (!field_line(l, n, &hosts))

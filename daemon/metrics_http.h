@@ -27,8 +27,11 @@
  * path is 404 whatever the method.
  *
  * The verdict only ever depends on complete lines inside the first
- * STSD_HTTP_HEAD_MAX bytes: once it is not STSD_HTTP_MORE, more bytes
- * never change it (the fuzz target checks this). */
+ * STSD_HTTP_HEAD_MAX bytes, and on the start of an unfinished request line
+ * that can no longer become valid (a method not followed by SP: a
+ * socketmap request or a TLS handshake gets 400 at once, not 408 later):
+ * once it is not STSD_HTTP_MORE, more bytes never change it (the fuzz
+ * target checks this). */
 #ifndef STSD_METRICS_HTTP_H
 #define STSD_METRICS_HTTP_H
 
