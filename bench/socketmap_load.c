@@ -76,6 +76,7 @@ struct conn {
 	int fd;
 	int inflight;
 	int dead;
+	int want_out;            /* EPOLLOUT registered */
 	size_t out_off, out_len; /* pending bytes in out */
 	char *out;
 	size_t out_cap;
@@ -141,8 +142,14 @@ static int flush_out(struct conn *c, int ep)
 	}
 	if (c->out_off == c->out_len)
 		c->out_off = c->out_len = 0;
-	struct epoll_event ev = {.events = EPOLLIN | (c->out_len ? EPOLLOUT : 0u), .data.ptr = c};
-	epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+	/* Only a change of interest costs a syscall: one epoll_ctl per request
+	 * would make the client, not the daemon, the bottleneck. */
+	int want = c->out_len != 0;
+	if (want != c->want_out) {
+		struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0u), .data.ptr = c};
+		epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+		c->want_out = want;
+	}
 	return 0;
 }
 
