@@ -11,7 +11,9 @@
  * everything queued behind it would wait just as long, and a server that
  * stopped answering (SIGSTOP, a hung host) should cost one timeout, not one
  * per lookup. Reconnects back off from 0.5 s, doubling to 30 s. The outage
- * is logged once when it starts and once when it ends.
+ * is logged once when it starts and once when it ends. Neither the idle
+ * connection nor the reconnect timer keeps the loop alive (uv_unref):
+ * only pending operations do, so a loop run "until it runs out" ends.
  *
  * Schema: hash "mtasts:policy:" DOMAIN with fields id, fetched_at, max_age,
  * mode, policy, expiring at fetched_at + max_age (an expired policy is of no
@@ -217,6 +219,10 @@ ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
 		free(p);
 		return REDIS_ERR;
 	}
+	/* An idle connection is no work: it must not keep the loop alive (a
+	 * daemon runs its loop until it runs out, then closes the cache). The
+	 * timers of pending operations do keep it alive. */
+	uv_unref((uv_handle_t *)&p->poll);
 	p->ac = ac;
 	p->poll.data = p;
 	ac->ev.data = p;
@@ -1260,6 +1266,7 @@ sts_cache_redis_open(uv_loop_t *loop, const char *url, unsigned timeout_ms,
 	c->backoff_ms = BACKOFF_MIN_MS;
 	c->state = CONN_IDLE;
 	uv_timer_init(loop, &c->retry);
+	uv_unref((uv_handle_t *)&c->retry);   /* reconnecting is no reason to keep running */
 	c->retry.data = c;
 	c->refs = 1;   /* the retry timer, released when it is closed */
 	conn_start(c);

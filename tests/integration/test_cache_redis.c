@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -294,6 +295,26 @@ spin(int64_t ms)
 	run_until(&never, ms);
 }
 
+static void
+on_alarm(int sig)
+{
+	(void)sig;
+	static const char msg[] = "Bail out! the loop did not run out within 10 s\n";
+	if (write(1, msg, sizeof msg - 1) < 0)
+		_exit(2);
+	_exit(1);
+}
+
+/* Runs the loop until it runs out; bails out after 10 s. */
+static void
+run_out(void)
+{
+	signal(SIGALRM, on_alarm);
+	alarm(10);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	alarm(0);
+}
+
 /* ---- synchronous wrappers ---------------------------------------------------- */
 
 struct res {
@@ -494,7 +515,7 @@ test_urls(void)
 	ok(strstr(err, "Sup3rSecret") == NULL && strstr(err, "99999") != NULL,
 	   "an error message names the bad port, not the password");
 	/* Everything opened above was closed while connecting: nothing is left. */
-	uv_run(&loop, UV_RUN_DEFAULT);
+	run_out();
 	ok(uv_loop_alive(&loop) == 0, "the loop runs out after closing while connecting");
 }
 
@@ -784,6 +805,8 @@ test_late_server(void)
 	ok(cscan(c, &s) < 0 && s.seen == 0, "and scan");
 	ok(log_count(mark, "unreachable", NULL) == 1, "one log line says it is unreachable");
 	spin(1200);   /* a few attempts */
+	run_out();
+	ok(true, "reconnecting does not keep the loop alive (it ran out)");
 	ok(log_count(mark, "unreachable", NULL) == 1 && log_count(mark, "error:", NULL) == 1,
 	   "retries do not log again");
 	if (log_count(mark, "error:", NULL) != 1)
@@ -1029,6 +1052,9 @@ main(void)
 	struct sts_cache *c = open_ok(url, TIMEOUT_MS);
 	ok(wait_ready(c, 5000) >= 0, "the backend connects to %s", url);
 	ok(log_count(mark, "connected", NULL) == 1, "and logs it once");
+	run_out();
+	ok(cget(c, "probe.invalid", NULL) == 0,
+	   "an idle connection does not keep the loop alive (it ran out), and still works");
 	cli_a("FLUSHALL");
 	test_entries(c);
 	test_scan(c);
@@ -1041,7 +1067,7 @@ main(void)
 	test_stall(c);
 	close_and_drain(&c);
 	test_close(url);
-	uv_run(&loop, UV_RUN_DEFAULT);
+	run_out();
 	ok(uv_loop_close(&loop) == 0, "every handle is closed: the loop runs out");
 	for (size_t i = 0; i < log_n; i++)
 		free(log_lines[i]);
