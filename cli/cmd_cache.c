@@ -1,5 +1,6 @@
-/* cmd_cache.c: `mta-sts cache`: list, show and purge entries of the SQLite
- * policy cache that `mta-sts query` and the daemon mta-stsd use.
+/* cmd_cache.c: `mta-sts cache`: list, show and purge entries of the policy
+ * cache that `mta-sts query` and the daemon mta-stsd use: SQLite, Redis or
+ * PostgreSQL, given directly or through the daemon's configuration file.
  * Exit 0 done, 1 no such entry (show, purge DOMAIN), 2 usage or I/O error. */
 #include <ctype.h>
 #include <errno.h>
@@ -14,16 +15,20 @@
 #include <unistd.h>
 
 #include <mtasts/cache.h>
+#include <mtasts/status.h>
 
 #include "cli.h"
+#include "config.h"
+
+#define NET_TIMEOUT_MS 5000   /* a network cache must answer within this */
 
 static void
 cache_usage(FILE *fp)
 {
 	fprintf(fp,
-		"usage: mta-sts cache list [--cache FILE] [--json]\n"
-		"       mta-sts cache show DOMAIN [--cache FILE] [--json]\n"
-		"       mta-sts cache purge DOMAIN|--all [--cache FILE] [--json]\n"
+		"usage: mta-sts cache list [CACHE] [--json]\n"
+		"       mta-sts cache show DOMAIN [CACHE] [--json]\n"
+		"       mta-sts cache purge DOMAIN|--all [CACHE] [--json]\n"
 		"\n"
 		"Lists, shows or deletes the policies held in an MTA-STS policy cache.\n"
 		"\n"
@@ -32,9 +37,14 @@ cache_usage(FILE *fp)
 		"  show DOMAIN    the entry of DOMAIN and its raw policy text\n"
 		"  purge DOMAIN   delete the entry of DOMAIN; --all deletes every entry\n"
 		"\n"
-		"  --cache FILE   the cache (SQLite). Default: $XDG_CACHE_HOME/mtasts/cache.db,\n"
+		"CACHE is one of:\n"
+		"  --cache FILE   an SQLite cache. Default: $XDG_CACHE_HOME/mtasts/cache.db,\n"
 		"                 the one mta-sts query uses; the daemon's is\n"
 		"                 --cache /var/lib/mta-stsd/cache.db\n"
+		"  --config FILE  the cache the daemon's configuration names\n"
+		"                 (e.g. /etc/mta-sts-daemon.yml: sqlite, redis or postgres)\n"
+		"  --redis URL    redis://[[user]:password@]host[:port][/db] or unix:///path\n"
+		"  --postgres DSN a libpq connection string or postgresql:// URI\n"
 		"  --json         JSON output (list: one object per line)\n"
 		"\n"
 		"Exit status: 0 done, 1 no entry for DOMAIN (show, purge), 2 usage or I/O\n"
@@ -119,7 +129,125 @@ struct ctx {
 	char **domains;             /* purge --all: collected names */
 	size_t n, cap;
 	bool oom;
+	bool done;                  /* the operation called back */
 };
+
+/* A network cache answers on the loop: run it until the callback came, at
+ * most NET_TIMEOUT_MS (the backends time out their operations themselves;
+ * this is a second guard). SQLite answers before the call returns. */
+static void
+run_until_done(uv_loop_t *loop, struct ctx *c)
+{
+	uint64_t end = uv_now(loop) + NET_TIMEOUT_MS + 1000;
+	while (!c->done && uv_now(loop) < end)
+		uv_run(loop, UV_RUN_ONCE);
+}
+
+static void
+on_probe(void *arg, int status, const struct sts_cache_entry *e)
+{
+	(void)e;
+	struct ctx *c = arg;
+	c->status = status;
+	c->done = true;
+}
+
+static void
+tick(uv_timer_t *t)
+{
+	(void)t;
+}
+
+static void
+free_handle(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* A network backend connects in the background and refuses operations
+ * until it is connected: probe until it answers, at most NET_TIMEOUT_MS. */
+static bool
+wait_connected(uv_loop_t *loop, struct sts_cache *cache)
+{
+	uv_timer_t *t = malloc(sizeof *t);
+	if (t == NULL)
+		return false;
+	uv_timer_init(loop, t);
+	uint64_t end = uv_now(loop) + NET_TIMEOUT_MS;
+	bool up = false;
+	for (;;) {
+		struct ctx probe = { .status = -1 };
+		cache->ops->get(cache, "connection-probe.invalid", on_probe, &probe);
+		run_until_done(loop, &probe);
+		if (probe.done && probe.status >= 0) {
+			up = true;
+			break;
+		}
+		if (uv_now(loop) >= end)
+			break;
+		uv_timer_start(t, tick, 100, 0);
+		uv_run(loop, UV_RUN_ONCE);
+	}
+	uv_close((uv_handle_t *)t, free_handle);
+	return up;
+}
+
+enum source { SRC_DEFAULT, SRC_SQLITE, SRC_REDIS, SRC_POSTGRES, SRC_CONFIG };
+
+/* Reads the daemon's configuration and picks its cache. Returns false with
+ * a message when it names none we can open. */
+static bool
+source_from_config(const char *file, enum source *src, char *target, size_t n)
+{
+	struct stsd_config cfg;
+	struct sts_diags *d = malloc(sizeof *d);
+	if (d == NULL)
+		return false;
+	sts_diags_init(d);
+	int rc = stsd_config_load(file, &cfg, d);
+	if (rc == STS_ENOTFOUND) {
+		fprintf(stderr, "mta-sts cache: %s: no such file\n", file);
+	} else if (rc != STS_OK) {
+		const struct sts_diag *g = sts_diags_first_error(d);
+		fprintf(stderr, "mta-sts cache: %s:%u:%u: %s (check it with mta-stsd"
+			" --check-config -c %s)\n", file, g ? g->line : 0, g ? g->column : 0,
+			g ? g->message : "cannot read the configuration", file);
+	}
+	free(d);
+	bool ok = false;
+	if (rc == STS_OK) {
+		switch (cfg.cache.type) {
+		case STSD_CACHE_SQLITE:
+			*src = SRC_SQLITE;
+			if (cfg.cache.filename != NULL)
+				snprintf(target, n, "%s", cfg.cache.filename);
+			else
+				snprintf(target, n, "%s/%s", cfg.state_dir, STSD_SQLITE_FILE);
+			ok = true;
+			break;
+		case STSD_CACHE_REDIS:
+			*src = SRC_REDIS;
+			snprintf(target, n, "%s", cfg.cache.url ? cfg.cache.url : "");
+			ok = cfg.cache.url != NULL;
+			if (!ok)
+				fprintf(stderr, "mta-sts cache: %s: cache type redis without"
+					" options.url\n", file);
+			break;
+		case STSD_CACHE_POSTGRES:
+			*src = SRC_POSTGRES;
+			snprintf(target, n, "%s", cfg.cache.dsn ? cfg.cache.dsn : "");
+			ok = true;
+			break;
+		default:
+			fprintf(stderr, "mta-sts cache: %s: cache type %s lives in the daemon's"
+				" memory and cannot be inspected\n", file,
+				stsd_cache_type_name(cfg.cache.type));
+			break;
+		}
+	}
+	stsd_config_free(&cfg);
+	return ok;
+}
 
 static int
 on_list(void *arg, const struct sts_cache_entry *e)
@@ -161,6 +289,7 @@ static void
 on_done(void *arg, int status)
 {
 	((struct ctx *)arg)->status = status;
+	((struct ctx *)arg)->done = true;
 }
 
 static void
@@ -168,6 +297,7 @@ on_del(void *arg, int status)
 {
 	struct ctx *c = arg;
 	c->found = status;
+	c->done = true;
 }
 
 static void
@@ -175,6 +305,7 @@ on_show(void *arg, int status, const struct sts_cache_entry *e)
 {
 	struct ctx *c = arg;
 	c->found = status;
+	c->done = true;
 	if (status != 1)
 		return;
 	if (c->json) {
@@ -223,6 +354,9 @@ cmd_cache(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "cache", required_argument, NULL, 'C' },
+		{ "config", required_argument, NULL, 'F' },
+		{ "redis", required_argument, NULL, 'R' },
+		{ "postgres", required_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
@@ -230,12 +364,17 @@ cmd_cache(int argc, char **argv)
 	};
 	bool json = false, all = false;
 	const char *cache_opt = NULL;
+	enum source src = SRC_DEFAULT;
+	int n_src = 0;
 	int ch;
 	optind = 1;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":C:jah", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":C:F:R:P:jah", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'C': cache_opt = optarg; break;
+		case 'C': cache_opt = optarg; src = SRC_SQLITE; n_src++; break;
+		case 'F': cache_opt = optarg; src = SRC_CONFIG; n_src++; break;
+		case 'R': cache_opt = optarg; src = SRC_REDIS; n_src++; break;
+		case 'P': cache_opt = optarg; src = SRC_POSTGRES; n_src++; break;
 		case 'j': json = true; break;
 		case 'a': all = true; break;
 		case 'h': cache_usage(stdout); return CLI_OK;
@@ -279,23 +418,66 @@ cmd_cache(int argc, char **argv)
 	char domain[STS_HOST_MAX + 1] = "";
 	if (want == 2 && !norm_domain(argv[optind + 1], domain))
 		return CLI_USAGE;
+	if (n_src > 1) {
+		fprintf(stderr, "mta-sts cache: give one of --cache, --config, --redis,"
+			" --postgres\n");
+		return CLI_USAGE;
+	}
 
 	char path[PATH_MAX];
-	if (cache_opt == NULL && !cli_default_cache_path(path, sizeof path)) {
+	if (src == SRC_DEFAULT && !cli_default_cache_path(path, sizeof path)) {
 		fprintf(stderr, "mta-sts cache: no cache directory (set HOME or XDG_CACHE_HOME,"
 			" or give --cache FILE)\n");
 		return CLI_USAGE;
 	}
-	if (cache_opt != NULL)
+	if (src == SRC_DEFAULT)
+		src = SRC_SQLITE;
+	else
 		snprintf(path, sizeof path, "%s", cache_opt);
-	if (!check_cache_file(path, op == PURGE))
+	if (src == SRC_CONFIG && !source_from_config(cache_opt, &src, path, sizeof path))
 		return CLI_USAGE;
 	struct sts_cache *cache = NULL;
-	struct sts_logger lg = { log_stderr, NULL, STS_LOG_WARNING };
+	struct sts_logger lg = { log_stderr, NULL, STS_LOG_ERROR };
 	char err[600];
-	if (sts_cache_sqlite_open(path, &lg, &cache, err, sizeof err) != 0) {
-		fprintf(stderr, "mta-sts cache: %s\n", err);
+	uv_loop_t loop;
+	if (uv_loop_init(&loop) != 0) {
+		fprintf(stderr, "mta-sts cache: cannot start an event loop\n");
 		return CLI_USAGE;
+	}
+	int orc = -1;
+	switch (src) {
+	case SRC_REDIS:
+		orc = sts_cache_redis_open(&loop, path, NET_TIMEOUT_MS, &lg, &cache, err, sizeof err);
+		break;
+	case SRC_POSTGRES:
+		orc = sts_cache_postgres_open(&loop, path, NET_TIMEOUT_MS, &lg, &cache, err,
+					      sizeof err);
+		break;
+	default:
+		if (!check_cache_file(path, op == PURGE)) {
+			uv_loop_close(&loop);
+			return CLI_USAGE;
+		}
+		orc = sts_cache_sqlite_open(path, &lg, &cache, err, sizeof err);
+		break;
+	}
+	if (orc != 0) {
+		fprintf(stderr, "mta-sts cache: %s\n", err);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		uv_loop_close(&loop);
+		return CLI_USAGE;
+	}
+	/* Messages name the cache; a URL or DSN may hold a password. */
+	if (src == SRC_REDIS || src == SRC_POSTGRES) {
+		snprintf(path, sizeof path, "%s", src == SRC_REDIS ? "Redis" : "PostgreSQL");
+		if (!wait_connected(&loop, cache)) {
+			fprintf(stderr, "mta-sts cache: %s does not answer within %u s: check the"
+				" address and that the server runs\n", path, NET_TIMEOUT_MS / 1000);
+			sts_cache_close(&cache);
+			uv_run(&loop, UV_RUN_DEFAULT);
+			uv_loop_close(&loop);
+			return CLI_USAGE;
+		}
 	}
 
 	struct ctx c = { .json = json, .now = (int64_t)time(NULL), .found = -1 };
@@ -303,13 +485,15 @@ cmd_cache(int argc, char **argv)
 	switch (op) {
 	case LIST:
 		cache->ops->scan(cache, on_list, on_done, &c);
-		if (c.status < 0) {
+		run_until_done(&loop, &c);
+		if (!c.done || c.status < 0) {
 			fprintf(stderr, "mta-sts cache: %s: reading the cache failed\n", path);
 			rc = CLI_USAGE;
 		}
 		break;
 	case SHOW:
 		cache->ops->get(cache, domain, on_show, &c);
+		run_until_done(&loop, &c);
 		if (c.found < 0) {
 			fprintf(stderr, "mta-sts cache: %s: reading %s failed\n", path, domain);
 			rc = CLI_USAGE;
@@ -321,6 +505,7 @@ cmd_cache(int argc, char **argv)
 	case PURGE:
 		if (!all) {
 			cache->ops->del(cache, domain, on_del, &c);
+			run_until_done(&loop, &c);
 			if (c.found < 0) {
 				fprintf(stderr, "mta-sts cache: %s: deleting %s failed\n", path, domain);
 				rc = CLI_USAGE;
@@ -335,7 +520,8 @@ cmd_cache(int argc, char **argv)
 			break;
 		}
 		cache->ops->scan(cache, on_collect, on_done, &c);
-		if (c.oom || c.status < 0) {
+		run_until_done(&loop, &c);
+		if (c.oom || !c.done || c.status < 0) {
 			fprintf(stderr, "mta-sts cache: %s: %s\n", path,
 				c.oom ? "out of memory" : "reading the cache failed");
 			rc = CLI_USAGE;
@@ -344,7 +530,9 @@ cmd_cache(int argc, char **argv)
 		json_t *done = json_array();
 		for (size_t i = 0; i < c.n; i++) {
 			c.found = -1;
+			c.done = false;
 			cache->ops->del(cache, c.domains[i], on_del, &c);
+			run_until_done(&loop, &c);
 			if (c.found < 0) {
 				fprintf(stderr, "mta-sts cache: %s: deleting %s failed\n", path,
 					c.domains[i]);
@@ -365,6 +553,8 @@ cmd_cache(int argc, char **argv)
 		free(c.domains[i]);
 	free(c.domains);
 	sts_cache_close(&cache);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
 	if (fflush(stdout) != 0 && rc == CLI_OK) {
 		fprintf(stderr, "mta-sts cache: writing the output failed: %s\n", strerror(errno));
 		rc = CLI_USAGE;

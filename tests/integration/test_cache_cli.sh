@@ -5,7 +5,13 @@
 set -u
 M=${MTA_STS:?MTA_STS must point at the mta-sts binary}
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+SRVDIR=${MTASTS_SOURCE_ROOT:-$(dirname "$0")/../..}/tests/servers
+cleanup() {
+	[ -d "$tmp/redis" ] && "$SRVDIR/redis" stop "$tmp/redis" >/dev/null 2>&1
+	[ -d "$tmp/pg" ] && "$SRVDIR/postgres" stop "$tmp/pg" >/dev/null 2>&1
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
 n=0
 fails=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
@@ -118,6 +124,69 @@ check "--help exits 0" 0 "$M" cache --help
 has "--help names the daemon's cache" "/var/lib/mta-stsd/cache\.db" "$tmp/out"
 check "default cache path under XDG_CACHE_HOME" 2 env XDG_CACHE_HOME="$tmp/xdg" "$M" cache list
 has "default path is named" "xdg/mtasts/cache\.db" "$tmp/err"
+
+# --- the daemon's configuration names the cache ----------------------------------------
+printf 'cache:\n  type: sqlite\n  options:\n    filename: %s\n' "$db" >"$tmp/d.yml"
+check "--config with a sqlite cache" 0 "$M" cache list --config "$tmp/d.yml"
+printf 'cache:\n  type: internal\n' >"$tmp/i.yml"
+check "--config with the internal cache exits 2" 2 "$M" cache list --config "$tmp/i.yml"
+has "... and says why" "lives in the daemon's memory" "$tmp/err"
+printf 'port: [1\n' >"$tmp/bad.yml"
+check "--config with a broken file exits 2" 2 "$M" cache list --config "$tmp/bad.yml"
+has "... naming file:line:col" "bad\.yml:[0-9]+:[0-9]+:" "$tmp/err"
+check "two caches at once exit 2" 2 "$M" cache list --cache "$db" --redis redis://127.0.0.1:1/0
+
+# --- Redis and PostgreSQL: real servers started here --------------------------------------
+SRV=${MTASTS_SOURCE_ROOT:-$(dirname "$0")/../..}/tests/servers
+NOW=$(date +%s)
+if ! "$SRV/redis" start "$tmp/redis" 16391 >"$tmp/redis.out" 2>&1; then
+	sed 's/^/# /' "$tmp/redis.out"
+	echo "Bail out! tests/servers/redis could not start a Redis server"
+	exit 1
+fi
+. "$tmp/redis/redis.env"
+RC() { redis-cli -p "$REDIS_PORT" "$@" >/dev/null; }
+RC HSET mtasts:policy:a.example id r1 fetched_at "$NOW" max_age 86400 mode enforce \
+	policy $'version: STSv1\nmode: enforce\nmx: mail.a.example\nmax_age: 86400\n'
+RC HSET mtasts:policy:b.example id r2 fetched_at "$NOW" max_age 604800 mode testing \
+	policy $'version: STSv1\nmode: testing\nmx: *.b.example\nmax_age: 604800\n'
+check "redis: list" 0 "$M" cache list --redis "$REDIS_URL"
+lines "redis: two entries" 2 "$tmp/out"
+has "redis: a.example enforce r1" "^a\.example enforce r1 " "$tmp/out"
+check "redis: show" 0 "$M" cache show b.example --redis "$REDIS_URL" --json
+has "redis: show --json has the policy" '"policy":"version: STSv1\\nmode: testing' "$tmp/out"
+check "redis: show an absent domain exits 1" 1 "$M" cache show c.example --redis "$REDIS_URL"
+printf 'cache:\n  type: redis\n  options:\n    url: %s\n' "$REDIS_URL" >"$tmp/r.yml"
+check "redis via --config: purge" 0 "$M" cache purge a.example --config "$tmp/r.yml"
+check "redis: list after purge" 0 "$M" cache list --redis "unix://$REDIS_SOCK"
+lines "redis (UNIX socket): one entry left" 1 "$tmp/out"
+check "redis: purge --all" 0 "$M" cache purge --all --redis "$REDIS_URL"
+has "redis: purge --all counts" "purged 1 entries" "$tmp/out"
+"$SRV/redis" stop "$tmp/redis" >/dev/null 2>&1
+check "redis down: exits 2" 2 "$M" cache list --redis "$REDIS_URL"
+has "redis down: says it does not answer" "Redis does not answer within" "$tmp/err"
+check "redis: a bad URL exits 2" 2 "$M" cache list --redis "http://x"
+
+if ! "$SRV/postgres" start "$tmp/pg" 15436 >"$tmp/pg.out" 2>&1; then
+	sed 's/^/# /' "$tmp/pg.out"
+	echo "Bail out! tests/servers/postgres could not start a PostgreSQL server"
+	exit 1
+fi
+. "$tmp/pg/pg.env"
+# The backend makes its table on connect: let the CLI do it, then fill it.
+check "postgres: list of a fresh database" 0 "$M" cache list --postgres "$PG_DSN"
+lines "postgres: nothing yet" 0 "$tmp/out"
+"$PG_BIN/psql" -q "$PG_DSN" -c "INSERT INTO mtasts_policies VALUES
+	('p.example', 'p1', $NOW, 86400, 'enforce', E'version: STSv1\nmode: enforce\nmx: mail.p.example\nmax_age: 86400\n')" >"$tmp/psql.out" 2>&1 ||
+	sed 's/^/# /' "$tmp/psql.out"
+check "postgres: list" 0 "$M" cache list --postgres "$PG_DSN"
+has "postgres: p.example enforce p1" "^p\.example enforce p1 " "$tmp/out"
+printf 'cache:\n  type: postgres\n  options:\n    dsn: "%s"\n' "$PG_DSN" >"$tmp/p.yml"
+check "postgres via --config: show" 0 "$M" cache show p.example --config "$tmp/p.yml"
+has "postgres: show prints the policy" "^mx: mail\.p\.example" "$tmp/out"
+check "postgres: purge" 0 "$M" cache purge p.example --postgres "$PG_DSN"
+check "postgres: purge again exits 1" 1 "$M" cache purge p.example --postgres "$PG_DSN"
+"$SRV/postgres" stop "$tmp/pg" >/dev/null 2>&1
 
 echo "1..$n"
 [ "$fails" -eq 0 ]
