@@ -6,8 +6,8 @@
 # scrape must show them, in valid exposition format. Then the HTTP side:
 # /healthz, HEAD, 404, 405, a query string, a 10 KiB head (431), a head
 # that never ends (408 after 5 s), more than 64 connections at once, a
-# second daemon on the same metrics port, and SIGTERM with a metrics
-# connection open. Speaks TAP. Needs $MTA_STSD (set by meson), python3, curl.
+# second daemon on the same metrics port, SIGHUP moving the listener, and
+# SIGTERM with a metrics connection open. Speaks TAP. Needs $MTA_STSD (set by meson), python3, curl.
 set -u
 D=${MTA_STSD:?MTA_STSD must point at the mta-stsd binary}
 command -v python3 >/dev/null || { echo "Bail out! python3 is missing"; exit 1; }
@@ -280,6 +280,27 @@ rc=$?
 like "metrics port in use: the second daemon fails" "$rc" '^[1-9]'
 like "metrics port in use: the reason is given" "$(cat "$tmp/d2.log" "$tmp/d2.out" 2>/dev/null)" \
 	"$MPORT.*(in use|EADDRINUSE)"
+
+# --- SIGHUP moves the listener; the counters stay ------------------------------------
+scrape
+before=$(metric 'mtasts_requests_total{result="notfound"}')
+sed -i -e "s/^metrics: .*/metrics: \"127.0.0.1:$((MPORT + 1))\"/" "$tmp/d.yml"
+kill -HUP "$DPID"
+moved=no
+for _ in $(seq 1 50); do
+	if python3 -c "import socket; socket.create_connection(('127.0.0.1', $((MPORT + 1))), 1)" 2>/dev/null; then
+		moved=yes; break
+	fi
+	sleep 0.1
+done
+is "SIGHUP: metrics on the new port" "$moved" yes
+is "SIGHUP: the old port is closed" \
+	"$(curl -s --noproxy '*' --max-time 5 -o /dev/null -w '%{http_code}' "$URL/healthz")" 000
+MPORT=$((MPORT + 1))
+URL=http://127.0.0.1:$MPORT
+scrape
+is "SIGHUP: counters kept ($before NOTFOUND)" "$(metric 'mtasts_requests_total{result="notfound"}')" "$before"
+is "SIGHUP: exposition format valid" "$(python3 "$FMT" <"$tmp/m.txt")" valid
 
 # --- SIGTERM with a metrics connection open ----------------------------------------
 ht hold >"$tmp/hold.out" &
