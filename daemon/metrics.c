@@ -532,6 +532,7 @@ struct mconn {
 	size_t drained;      /* bytes read after the answer */
 	int closes_pending;
 	bool answered, closing, eof;
+	bool writing;        /* the answer is not all written yet */
 	char buf[STSD_HTTP_HEAD_MAX + 1];   /* one byte more than a head: TOO_LARGE */
 };
 
@@ -600,6 +601,7 @@ static void
 write_done(uv_write_t *w, int status)
 {
 	struct mconn *c = w->data;
+	c->writing = false;
 	if (c->closing)
 		return;
 	if (status < 0) {
@@ -664,6 +666,8 @@ answer(struct mconn *c, enum stsd_http_verdict v, const struct stsd_http_head *h
 	c->wreq.data = c;
 	if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_done) < 0)
 		mconn_close(c);
+	else
+		c->writing = true;
 }
 
 static void
@@ -708,6 +712,12 @@ mconn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			uv_read_stop(st);
 			c->eof = true;
 			answer(c, STSD_HTTP_BAD_REQUEST, &hd);
+			return;
+		}
+		if (nread == UV_EOF && c->writing) {
+			/* the peer is done sending, not reading: finish the answer */
+			uv_read_stop(st);
+			c->eof = true;
 			return;
 		}
 		mconn_close(c);
