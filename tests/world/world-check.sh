@@ -1,7 +1,9 @@
 # shellcheck shell=bash
 # The part of the test world that `mta-sts check` needs: SMTP servers (a
 # private Postfix with one smtpd per scenario on 127.0.70.N:25) and the
-# check-NAME.test domains (zone records, policy files, certificates).
+# check-NAME.test domains (zone records, policy files, certificates); and
+# the deliver-NAME.test domains, whose mail those servers accept and
+# discard (tests/integration/test_postfix_delivery.sh).
 # Sourced by world.sh; up, down and selftest call these functions. The
 # domains and what check is expected to find are listed in README.md.
 # (127.0.71.0/24 belongs to tests/integration/smtp_postfix.sh: stay off it.)
@@ -37,12 +39,60 @@ check_smtp_addr() { # check_smtp_addr NAME: the SMTP server behind check-NAME.te
 	esac
 }
 
-check_good_mx_names() { # every MX host name the server at $SMTP_GOOD must be valid for
+check_good_mx_names() { # every check-*.test MX host name the server at $SMTP_GOOD must be valid for
 	local c
 	for c in "${CHECK_DOMAINS[@]}"; do
 		[ "$(check_smtp_addr "$c")" = "$SMTP_GOOD" ] && [ -n "$(check_mx "$c")" ] && check_mx "$c"
 	done
 	return 0
+}
+
+# --- deliver-*.test: mail delivery through mta-stsd and a real Postfix ------------------
+# (tests/integration/test_postfix_delivery.sh). deliver-NAME.test for NAME in
+# DELIVER_DOMAINS: `_mta-sts` TXT "v=STSv1; id=deliverNAME1", policy host
+# mta-sts.deliver-NAME.test at $ADDR_OK (one certificate, pki/deliver.pem),
+# MX 10 mail.deliver-NAME.test with the address of the SMTP server below.
+# The world's Postfix relays mail for these domains (and no others) to its
+# discard(8) transport, which logs each recipient to DIR/logs/postfix.log.
+DELIVER_DOMAINS=(enforce badcert wrongname testing none mxmismatch)
+
+deliver_mode() { # deliver_mode NAME: the mode of deliver-NAME.test's policy
+	case $1 in
+	testing) echo testing ;;
+	none) echo none ;;
+	*) echo enforce ;;
+	esac
+}
+
+deliver_smtp_addr() { # deliver_smtp_addr NAME: the SMTP server behind mail.deliver-NAME.test
+	case $1 in
+	badcert | testing) echo "$SMTP_UNTRUSTED" ;;   # certificate from the untrusted CA
+	wrongname | none) echo "$SMTP_WRONGNAME" ;;    # certificate for mail.other.test
+	*) echo "$SMTP_GOOD" ;;                        # valid for mail.deliver-NAME.test
+	esac
+}
+
+deliver_policy() { # deliver_policy NAME: deliver-NAME.test's policy (CRLF) on stdout
+	case $1 in
+	none) crlf "version: STSv1" "mode: none" "max_age: 86400" ;;
+	# the MX (valid certificate for its own name) is not among the policy's mx
+	mxmismatch) crlf "version: STSv1" "mode: enforce" "mx: mail.elsewhere.test" "max_age: 86400" ;;
+	*) crlf "version: STSv1" "mode: $(deliver_mode "$1")" "mx: mail.deliver-$1.test" "max_age: 86400" ;;
+	esac
+}
+
+deliver_good_mx_names() { # the deliver-*.test MX hosts at $SMTP_GOOD
+	local c
+	for c in "${DELIVER_DOMAINS[@]}"; do
+		[ "$(deliver_smtp_addr "$c")" = "$SMTP_GOOD" ] && echo "mail.deliver-$c.test"
+	done
+	return 0
+}
+
+deliver_relay_domains() { # the domains the world's Postfix accepts mail for, comma-separated
+	local c out=""
+	for c in "${DELIVER_DOMAINS[@]}"; do out="$out, deliver-$c.test"; done
+	echo "${out#, }"
 }
 
 # --- PKI (called by up; uses its leaf, ossl and die) --------------------------------------
@@ -71,9 +121,12 @@ make_check_pki() { # make_check_pki DIR: certificates of the policy hosts and SM
 		[ "$c" = hostexpired ] || sans="$sans,DNS:mta-sts.check-$c.test"
 	done
 	leaf "$d/check.pem" "mta-sts.check-good.test" "${sans#,}"
+	sans=""
+	for c in "${DELIVER_DOMAINS[@]}"; do sans="$sans,DNS:mta-sts.deliver-$c.test"; done
+	leaf "$d/deliver.pem" "mta-sts.deliver-enforce.test" "${sans#,}"
 	expired_leaf "$1" "$d/check-hostexpired.pem" "mta-sts.check-hostexpired.test" "DNS:mta-sts.check-hostexpired.test"
 	# SMTP servers.
-	sans=$(check_good_mx_names | sed 's/^/DNS:/' | paste -sd, -)
+	sans=$({ check_good_mx_names; deliver_good_mx_names; } | sed 's/^/DNS:/' | paste -sd, -)
 	leaf "$d/smtp/good.crt" "mail.check-good.test" "$sans"
 	expired_leaf "$1" "$d/smtp/expired.crt" "mail.check-mxexpired.test" "DNS:mail.check-mxexpired.test"
 	leaf "$d/smtp/wrongname.crt" "mail.other.test" "DNS:mail.other.test"
@@ -116,6 +169,10 @@ write_check_policies() { # write_check_policies DIR: www/check-*/ and the altern
 	mkdir -p "$dir/alt/check-idchange"
 	crlf "version: STSv1" "mode: enforce" "mx: mail.check-idchange.test" "mx: *.check-idchange.test" \
 		"max_age: 604800" >"$dir/alt/check-idchange/mta-sts.txt"
+	for c in "${DELIVER_DOMAINS[@]}"; do
+		mkdir -p "$dir/www/deliver-$c/.well-known"
+		deliver_policy "$c" >"$dir/www/deliver-$c/.well-known/mta-sts.txt"
+	done
 }
 
 write_check_records() { # write_check_records DIR: the check-*.test records (origin test.)
@@ -154,6 +211,15 @@ write_check_records() { # write_check_records DIR: the check-*.test records (ori
 	# mail.other.test is the name in the certificate of $SMTP_WRONGNAME
 	echo
 	echo "mail.other A $SMTP_WRONGNAME"
+	echo
+	echo "; --- deliver-*.test: mail delivery through mta-stsd (tests/world/README.md)"
+	for c in "${DELIVER_DOMAINS[@]}"; do
+		d=deliver-$c
+		echo "$d MX 10 mail.$d"
+		echo "mail.$d A $(deliver_smtp_addr "$c")"
+		echo "_mta-sts.$d TXT \"v=STSv1; id=${d//-/}1\""
+		echo "mta-sts.$d A $ADDR_OK"
+	done
 }
 
 # --- nginx ----------------------------------------------------------------------------------
@@ -172,6 +238,17 @@ write_check_vhosts() { # write_check_vhosts DIR: server blocks of mta-sts.check-
         server_name mta-sts.check-${c%.b}.test;
         ssl_certificate $cert;
         root $root;
+        location = /.well-known/mta-sts.txt { }
+    }
+VH
+	done
+	for c in "${DELIVER_DOMAINS[@]}"; do
+		cat <<VH
+    server {
+        listen $ADDR_OK:443 ssl;
+        server_name mta-sts.deliver-$c.test;
+        ssl_certificate $dir/pki/deliver.pem;
+        root $dir/www/deliver-$c;
         location = /.well-known/mta-sts.txt { }
     }
 VH
@@ -198,7 +275,8 @@ write_postfix_conf() { # write_postfix_conf DIR: main.cf and master.cf in DIR/po
 	local dir=$1 p=$1/postfix s=$1/pki/smtp
 	cat >"$p/main.cf" <<CF
 # Private Postfix of the mtasts test world; generated by tests/world/up.
-# Only smtpd: banner, EHLO, STARTTLS, QUIT. No mail is accepted or relayed.
+# smtpd: banner, EHLO, STARTTLS, QUIT. Mail is accepted only for the
+# deliver-*.test domains (relay_domains), and discarded (logged) there.
 compatibility_level = 3.6
 queue_directory = $p/queue
 data_directory = $p/data
@@ -214,11 +292,13 @@ inet_interfaces = loopback-only
 inet_protocols = ipv4
 mynetworks = 127.0.0.1/32
 mydestination =
-relay_domains =
+relay_domains = $(deliver_relay_domains)
+relay_transport = discard
+fast_flush_domains =
 local_recipient_maps =
 alias_maps =
 alias_database =
-smtpd_relay_restrictions = reject
+smtpd_relay_restrictions = permit_auth_destination, reject
 smtpd_banner = \$myhostname ESMTP mtasts test world
 smtpd_peername_lookup = no
 smtpd_client_connection_count_limit = 0
@@ -248,6 +328,19 @@ CF
 		svc "$SMTP_BENCH" mx.bench.test "-o smtpd_tls_chain_files=$s/bench.pem"
 		echo "tlsmgr unix - - n 1000? 1 tlsmgr"
 		echo "postlog unix-dgram n - n - 1 postlogd"
+		# what accepting mail for the deliver-*.test domains takes
+		echo "cleanup unix n - n - 0 cleanup"
+		echo "qmgr unix n - n 300 1 qmgr"
+		echo "rewrite unix - - n - - trivial-rewrite"
+		echo "bounce unix - - n - 0 bounce"
+		echo "defer unix - - n - 0 bounce"
+		echo "trace unix - - n - 0 bounce"
+		echo "verify unix - - n - 1 verify"
+		echo "proxymap unix - - n - - proxymap"
+		echo "anvil unix - - n - 1 anvil"
+		echo "error unix - - n - - error"
+		echo "retry unix - - n - - error"
+		echo "discard unix - - n - - discard"
 	} >"$p/master.cf"
 	unset -f svc
 	# Postfix does not read a main.cf modified within the last second or two
