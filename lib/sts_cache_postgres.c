@@ -656,6 +656,17 @@ on_poll(uv_poll_t *h, int status, int events)
 	if (c->poll != p || c->conn == NULL || c->closing)
 		return;
 	if (status < 0) {
+		/* libuv reports POLLERR (a refused connect, a reset) as UV_EBADF
+		 * and stops the handle: let libpq read the socket's real error. */
+		c->poll_events = 0;
+		if (c->state == ST_CONNECTING) {
+			connect_step(c);
+			return;
+		}
+		if (!PQconsumeInput(c->conn)) {
+			conn_broken(c);
+			return;
+		}
 		conn_failed(c, c->state == ST_READY ? "connection lost" : "cannot connect",
 			    uv_strerror(status));
 		return;

@@ -428,6 +428,7 @@ test_down_at_open(struct logbuf *lb)
 	sleep_loop(1.2);                   /* a retry or two fail meanwhile */
 	ok(count_in(lb, DOWN_LINE) == 1, "one log line for the outage (%u)", count_in(lb, DOWN_LINE));
 	ok(strstr(lb->text, "127.0.0.1:15432/mtasts") != NULL, "the log line names host:port/db");
+	ok(strstr(lb->text, "Connection refused") != NULL, "and libpq's reason");
 	server("start");
 	t0 = now_s();
 	bool up = wait_ready(c, 10);
@@ -753,6 +754,7 @@ test_kill(struct sts_cache *c, struct logbuf *lb)
 	   k.done, before_kill, k.failed, dt);
 	ok(k.failed > 0 && dt < 2.0, "the pending ones failed at once");
 	ok(count_in(lb, DOWN_LINE) == down0 + 1, "the outage is logged once");
+	ok(count_in(lb, "bad file descriptor") == 0, "with libpq's reason, not libuv's EBADF");
 	t0 = now_s();
 	int st = get_sync(c, "enforce.test", NULL);
 	ok(st < 0 && now_s() - t0 < 0.5, "while the server is dead, get fails fast (%d)", st);
