@@ -916,6 +916,9 @@ server_maybe_finish(struct stsd_server *s)
 	sts_engine_free(&s->engine);
 	sts_dns_free(&s->dns);
 	sts_fetcher_free(&s->fetcher);
+	/* A network backend's reconnect timer would keep the loop running. */
+	sts_cache_close(&s->observed);
+	sts_cache_close(&s->cache);
 	sts_log(s->log, STS_LOG_INFO, "all connections closed");
 }
 
@@ -1214,6 +1217,8 @@ static void
 obs_note(struct stsd_server *s, int status)
 {
 	int up = status >= 0;
+	if (s->cache == NULL || s->stopping)
+		return;   /* closing: every pending call fails, which says nothing */
 	if (s->metrics.backend_up != up)
 		sts_log(s->log, up ? STS_LOG_INFO : STS_LOG_WARNING, "policy cache %s: %s",
 			s->cache->ops->name, up ? "usable again" : "failing; answering from memory"
