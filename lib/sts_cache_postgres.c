@@ -112,7 +112,7 @@ struct pg_cache {
 	uv_timer_t tick;                 /* reconnect back-off, or the connect deadline */
 	uint64_t backoff_ms;
 	bool outage;                     /* logged as down; ops fail at once */
-	bool ever_connected;
+	bool recreating;                 /* ST_SETUP on a live connection */
 	bool closing;
 	struct pg_op *head, *tail;       /* head is on the wire when inflight */
 	bool inflight;
@@ -280,6 +280,7 @@ drop_conn(struct pg_cache *c)
 		PQfinish(c->conn);
 	c->conn = NULL;
 	c->flushing = false;
+	c->recreating = false;
 	c->state = ST_DOWN;
 }
 
@@ -359,13 +360,16 @@ setup_done(struct pg_cache *c, PGresult *r)
 	c->state = ST_READY;
 	uv_timer_stop(&c->tick);
 	c->backoff_ms = BACKOFF_MIN_MS;
-	if (c->outage)
+	if (c->recreating)
+		sts_log(&c->base.log, STS_LOG_WARNING, "cache PostgreSQL %s: the table"
+			" mtasts_policies was missing; created it again", c->label);
+	else if (c->outage)
 		sts_log(&c->base.log, STS_LOG_WARNING, "cache PostgreSQL %s: connected again",
 			c->label);
 	else
 		sts_log(&c->base.log, STS_LOG_INFO, "cache PostgreSQL %s: connected", c->label);
 	c->outage = false;
-	c->ever_connected = true;
+	c->recreating = false;
 }
 
 /* Sends what libpq has buffered; the poll waits for writable until done. */
@@ -397,6 +401,23 @@ connected(struct pg_cache *c)
 		return;
 	}
 	c->state = ST_SETUP;
+	if (!flush_out(c))
+		conn_broken(c);
+}
+
+/* The table went away under a live connection (dropped by hand): create it
+ * again before the next operation, which queues meanwhile. */
+static void
+recreate_table(struct pg_cache *c)
+{
+	if (!PQsendQuery(c->conn, schema_sql)) {
+		conn_broken(c);
+		return;
+	}
+	c->state = ST_SETUP;
+	c->recreating = true;
+	uv_timer_stop(&c->tick);
+	uv_timer_start(&c->tick, on_connect_deadline, c->timeout_ms, 0);
 	if (!flush_out(c))
 		conn_broken(c);
 }
@@ -519,12 +540,17 @@ op_answered(struct pg_cache *c)
 	ExecStatusType st = PQresultStatus(r);
 	if (r == NULL || (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)) {
 		char buf[512];
+		const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		bool missing = code != NULL && strcmp(code, "42P01") == 0;   /* undefined_table */
 		one_line(r != NULL ? PQresultErrorMessage(r) : "no result", buf, sizeof buf);
 		sts_log(&c->base.log, STS_LOG_ERROR, "cache PostgreSQL %s: %s %s failed: %s",
 			c->label, op->kind == OP_GET ? "reading" : op->kind == OP_PUT ? "storing" :
 			op->kind == OP_DEL ? "deleting" : "scanning", op->kind == OP_SCAN ? "the table" :
 			op->domain, buf);
 		op_unlink(c, op);
+		/* Before the callback: what it submits must queue behind this. */
+		if (missing)
+			recreate_table(c);
 		op_finish(op, STS_EIO, NULL);
 		return;
 	}
