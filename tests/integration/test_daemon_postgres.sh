@@ -20,7 +20,7 @@ PG_PORT=15433
 PGDIR=$TMPROOT/pg
 P1=18481
 P2=18482
-D1PID= D2PID=
+D1PID='' D2PID=''
 cleanup() {
 	local p
 	for p in $D1PID $D2PID; do kill -TERM "$p" 2>/dev/null; done
@@ -97,8 +97,8 @@ start_daemon() { # start_daemon N PORT LOG: sets DPID
 }
 
 wait_log() { # wait_log FILE ERE SECONDS
-	local i
-	for i in $(seq 1 $(( $3 * 10 ))); do
+	local _
+	for _ in $(seq 1 $(( $3 * 10 ))); do
 		grep -Eq -- "$2" "$1" 2>/dev/null && return 0
 		sleep 0.1
 	done
@@ -112,8 +112,8 @@ fetches() { # fetches HOST: HTTPS policy requests nginx logged for HOST
 row() { psql_ "SELECT id || ' ' || mode || ' ' || max_age FROM mtasts_policies WHERE domain = '$1'"; }
 
 wait_row() { # wait_row DOMAIN: the engine stores just after it answers
-	local i
-	for i in $(seq 1 50); do
+	local _
+	for _ in $(seq 1 50); do
 		[ -n "$(row "$1")" ] && return 0
 		sleep 0.1
 	done
@@ -266,7 +266,7 @@ like "the engine answered from the PostgreSQL cache" "$(cat "$tmp/d1b.log")" \
 kill -TERM "$D1PID" "$D2PID"
 wait "$D1PID"; r1=$?
 wait "$D2PID"; r2=$?
-D1PID= D2PID=
+D1PID='' D2PID=''
 is "SIGTERM with the PostgreSQL cache: both exit 0" "$r1 $r2" "0 0"
 if grep -E "runtime error|AddressSanitizer|LeakSanitizer" "$tmp"/d*.err >/dev/null 2>&1; then
 	not_ok "no sanitizer reports from the daemons"
