@@ -86,8 +86,8 @@ Y
 start_daemon() { # start_daemon N PORT LOG: sets DPID
 	"$D" -c "$tmp/d$1.yml" -v debug -l "$3" --disable-uvloop 2>>"$tmp/d$1.err" &
 	DPID=$!
-	local i
-	for i in $(seq 1 100); do
+	local _
+	for _ in $(seq 1 100); do
 		python3 -c "import socket; socket.create_connection(('127.0.0.1', $2), 1)" 2>/dev/null && return 0
 		sleep 0.1
 	done
