@@ -23,11 +23,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
@@ -138,6 +141,31 @@ struct uv_events {
 	int events;
 };
 
+/* hiredis sends with write(2), not send(MSG_NOSIGNAL): a server that went
+ * away would raise SIGPIPE and kill a process that does not ignore it. The
+ * library must not depend on that, so SIGPIPE is blocked around the write
+ * and one it raised is taken off the pending set before it is unblocked. */
+static void
+handle_write(redisAsyncContext *ac)
+{
+	sigset_t pipe_set, pending, old;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigemptyset(&pending);
+	sigpending(&pending);
+	bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	redisAsyncHandleWrite(ac);
+	if (!was_pending) {
+		int saved = errno;
+		const struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+		}
+		errno = saved;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 static void
 ev_poll(uv_poll_t *h, int status, int events)
 {
@@ -147,7 +175,7 @@ ev_poll(uv_poll_t *h, int status, int events)
 	if (p->ac != NULL && (events & UV_READABLE))
 		redisAsyncHandleRead(p->ac);
 	if (p->ac != NULL && (events & UV_WRITABLE))
-		redisAsyncHandleWrite(p->ac);
+		handle_write(p->ac);
 	/* libuv stopped the handle; hiredis still wants these events. */
 	if (status < 0 && p->ac != NULL && p->events != 0)
 		uv_poll_start(&p->poll, p->events, ev_poll);
