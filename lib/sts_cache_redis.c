@@ -311,7 +311,8 @@ op_finish(struct rop *op)
 		uv_close((uv_handle_t *)&op->timer, op_timer_closed);
 }
 
-/* Answers op with a failure (or a scan's end with status), exactly once. */
+/* Answers op with status and no entry (a failure, or put/del/scan done),
+ * exactly once. */
 static void
 op_fail(struct rop *op, int status)
 {
