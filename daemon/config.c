@@ -1652,12 +1652,20 @@ walk_options(struct ctx *x, yaml_node_t *map)
 			char *s = get_text(x, kp, e->v, "a redis URL, e.g. redis://127.0.0.1/0", "none");
 			if (s == NULL)
 				break;
-			if (strncmp(s, "redis://", 8) != 0 && strncmp(s, "rediss://", 9) != 0 &&
-			    strncmp(s, "unix://", 7) != 0) {
+			if (strncmp(s, "rediss://", 9) == 0) {
+				/* Debian 12's hiredis 0.14 has no TLS. */
+				ERR(x, "config.value.invalid", e->v,
+				    "%s: rediss:// (Redis over TLS) is not supported: use redis://"
+				    " to a Redis on this host or a private network, or unix:///path",
+				    kp);
+				free(s);
+				break;
+			}
+			if (strncmp(s, "redis://", 8) != 0 && strncmp(s, "unix://", 7) != 0) {
 				char b[48];
 				ERR(x, "config.value.invalid", e->v,
 				    "%s: '%s' is not a redis URL: give one that starts with redis://,"
-				    " rediss:// or unix://, e.g. redis://127.0.0.1/0", kp, sts_escape(s, strlen(s), b, sizeof b));
+				    " or unix://, e.g. redis://127.0.0.1/0", kp, sts_escape(s, strlen(s), b, sizeof b));
 				free(s);
 				break;
 			}

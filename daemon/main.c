@@ -273,6 +273,10 @@ drop_privileges(const char *user, const char *group, char *err, size_t errsz)
 		gid = gr->gr_gid;
 		have_gid = true;
 	}
+	/* Already that user and group (a test, or systemd's User=): nothing to
+	 * drop, and without root setgroups would fail. */
+	if (geteuid() != 0 && (!have_uid || uid == geteuid()) && (!have_gid || gid == getegid()))
+		return 0;
 	if (have_gid) {
 		if (setgroups(1, &gid) != 0) {
 			snprintf(err, errsz, "setgroups(%ld): %s", (long)gid, strerror(errno));

@@ -5,7 +5,7 @@
  * text exposition format (version 0.0.4) and stsd_metrics_http serves it at
  * GET /metrics on its own listener (the `metrics` configuration key), on
  * the daemon's libuv loop. Anything else gets 404; a request larger than
- * 8 KiB or slower than 5 s is answered 400/408 and closed.
+ * 8 KiB is answered 431, one slower than 5 s 408, and the connection closed.
  *
  * Metric names (all prefixed mtasts_):
  *   requests_total{result="ok|notfound|temp|perm"}           counter

@@ -1333,19 +1333,73 @@ static const struct sts_cache_ops observer_ops = {
 	.close = obs_close,
 };
 
+/* Seconds as milliseconds, (0, 3600] s; 0 when text is not such a number. */
+static unsigned
+seconds_ms(const char *text)
+{
+	char *end = NULL;
+	double v = strtod(text, &end);
+	if (end == text || *end != '\0' || !(v > 0 && v <= 3600))
+		return 0;
+	return (unsigned)(v * 1000.0);
+}
+
 /* A redis option's value as seconds (socket_timeout: 5), else dflt_ms. */
 static unsigned
-option_ms(const struct stsd_cache_config *k, const char *key, unsigned dflt_ms)
+option_ms(const struct stsd_server *s, const char *key, unsigned dflt_ms)
 {
+	const struct stsd_cache_config *k = &s->cfg->cache;
 	for (size_t i = 0; i < k->n_options; i++) {
 		if (strcmp(k->options[i].key, key) != 0)
 			continue;
-		char *end = NULL;
-		double v = strtod(k->options[i].value, &end);
-		if (end != k->options[i].value && *end == '\0' && v > 0 && v <= 3600)
-			return (unsigned)(v * 1000.0);
+		unsigned ms = seconds_ms(k->options[i].value);
+		if (ms > 0)
+			return ms;
+		sts_log(s->log, STS_LOG_WARNING, "cache.options.%s: '%s' is not a number of seconds"
+			" from 0.001 to 3600: using %u s", key, k->options[i].value, dflt_ms / 1000);
 	}
 	return dflt_ms;
+}
+
+/* The peer hands its URL to redis-py, which also reads parameters from the
+ * query string (redis://host/0?socket_timeout=5). hiredis does not: take
+ * socket_timeout and db from it, say which others are not used, and give
+ * the backend the URL without them. */
+static void
+redis_url_params(const struct stsd_server *s, const char *in, char *out, size_t outsz,
+		 unsigned *timeout_ms)
+{
+	snprintf(out, outsz, "%s", in);
+	char *q = strchr(out, '?');
+	if (q == NULL)
+		return;
+	*q++ = '\0';
+	char db[16] = "";
+	for (char *save = NULL, *kv = strtok_r(q, "&", &save); kv != NULL;
+	     kv = strtok_r(NULL, "&", &save)) {
+		char *v = strchr(kv, '=');
+		if (v != NULL)
+			*v++ = '\0';
+		if (strcmp(kv, "socket_timeout") == 0 && v != NULL && seconds_ms(v) > 0)
+			*timeout_ms = seconds_ms(v);
+		else if (strcmp(kv, "db") == 0 && v != NULL && strlen(v) < sizeof db &&
+			 strspn(v, "0123456789") == strlen(v) && *v != '\0')
+			snprintf(db, sizeof db, "%s", v);
+		else
+			sts_log(s->log, STS_LOG_WARNING, "cache.options.url: parameter '%s' is not"
+				" used by mta-stsd", kv);
+	}
+	if (db[0] == '\0')
+		return;
+	size_t len = strlen(out);
+	if (strncmp(out, "unix://", 7) == 0) {
+		snprintf(out + len, outsz - len, "?db=%s", db);
+		return;
+	}
+	/* redis://host[:port][/db]: a path wins over the parameter */
+	const char *hostpart = out + 8;
+	if (strchr(hostpart, '/') == NULL)
+		snprintf(out + len, outsz - len, "/%s", db);
 }
 
 static int
@@ -1376,9 +1430,10 @@ open_cache(struct stsd_server *s, char *err, size_t errsz)
 				 " (redis://host:port/db)");
 			return -1;
 		}
-		unsigned t = option_ms(&cfg->cache, "socket_timeout", 5000);
-		if (sts_cache_redis_open(&s->loop, cfg->cache.url, t, s->log, &s->cache, err,
-					 errsz) != 0)
+		unsigned t = option_ms(s, "socket_timeout", 5000);
+		char url[4096];
+		redis_url_params(s, cfg->cache.url, url, sizeof url, &t);
+		if (sts_cache_redis_open(&s->loop, url, t, s->log, &s->cache, err, errsz) != 0)
 			return -1;
 		sts_log(s->log, STS_LOG_INFO, "policy cache: Redis (timeout %u ms)", t);
 		return 0;
@@ -1453,6 +1508,7 @@ stsd_server_start(struct stsd_server *s, char *err, size_t errsz)
 	if (open_cache(s, err, errsz) != 0)
 		return -1;
 	s->metrics.backend_up = 1;
+	s->metrics.version = STSD_VERSION;
 	struct observer *ob = calloc(1, sizeof *ob);
 	if (ob == NULL) {
 		snprintf(err, errsz, "out of memory");
@@ -1518,16 +1574,34 @@ stsd_server_reload(struct stsd_server *s, const struct stsd_config *cfg, char *e
 		   size_t errsz)
 {
 	const struct stsd_config *old = s->cfg;
-	sd_notify(0, "RELOADING=1");
+	/* systemd's Type=notify-reload wants the time the reload started. */
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)ts.tv_sec * 1000000ull +
+			   (unsigned long long)ts.tv_nsec / 1000ull);
 	reload_warn(s, !s->activated && (str_differ(old->host, cfg->host) ||
 					 old->port != cfg->port ||
 					 str_differ(old->path, cfg->path) ||
 					 old->mode != cfg->mode),
 		    "the listening socket (host, port, path, mode)");
+	reload_warn(s, !s->activated && (old->reuse_port != cfg->reuse_port ||
+					 str_differ(old->socket_owner, cfg->socket_owner) ||
+					 str_differ(old->socket_group, cfg->socket_group)),
+		    "reuse_port, socket_owner or socket_group");
 	reload_warn(s, old->cache.type != cfg->cache.type ||
 		       str_differ(old->cache.filename, cfg->cache.filename) ||
 		       str_differ(old->cache.url, cfg->cache.url) ||
-		       str_differ(old->cache.dsn, cfg->cache.dsn), "the cache backend");
+		       str_differ(old->cache.dsn, cfg->cache.dsn) ||
+		       old->cache.timeout_ms != cfg->cache.timeout_ms ||
+		       old->cache.threads != cfg->cache.threads ||
+		       old->cache.n_options != cfg->cache.n_options ||
+		       str_differ(old->state_dir, cfg->state_dir),
+		    "the cache backend or its options");
+	reload_warn(s, old->default_zone.timeout_ms != cfg->default_zone.timeout_ms,
+		    "default_zone.timeout (the DNS and HTTPS timeouts; how long a request"
+		    " waits changes now)");
+	reload_warn(s, str_differ(old->pidfile, cfg->pidfile), "pidfile");
 	reload_warn(s, str_differ(old->user, cfg->user) || str_differ(old->group, cfg->group),
 		    "user/group");
 	reload_warn(s, str_differ(old->ca_file, cfg->ca_file) ||
@@ -1554,12 +1628,23 @@ stsd_server_reload(struct stsd_server *s, const struct stsd_config *cfg, char *e
 					    errsz) != 0)
 			rc = -1;
 	}
-	stsd_proactive_stop(&s->proactive);
-	if (cfg->proactive.enabled &&
-	    stsd_proactive_start(&s->loop, &cfg->proactive, s->observed, s->engine, s->log,
-				 &s->metrics, proactive_result, s, &s->proactive) != 0) {
-		snprintf(err, errsz, "cannot restart the proactive refresh: out of memory");
-		rc = -1;
+	if (metrics_moved && cfg->metrics.host != NULL && rc == 0)
+		sts_log(s->log, STS_LOG_INFO, "metrics now on http://%s:%u/metrics",
+			cfg->metrics.host, (unsigned)cfg->metrics.port);
+	/* An unchanged proactive refresh keeps its schedule and its failure
+	 * counts: a daily SIGHUP (log rotation) must not hide the alerts. */
+	const struct stsd_proactive *op = &old->proactive, *np = &cfg->proactive;
+	bool proactive_same = op->enabled == np->enabled && op->interval_s == np->interval_s &&
+			      op->concurrency_limit == np->concurrency_limit &&
+			      op->grace_ratio == np->grace_ratio;
+	if (!proactive_same) {
+		stsd_proactive_stop(&s->proactive);
+		if (np->enabled &&
+		    stsd_proactive_start(&s->loop, np, s->observed, s->engine, s->log, &s->metrics,
+					 proactive_result, s, &s->proactive) != 0) {
+			snprintf(err, errsz, "cannot restart the proactive refresh: out of memory");
+			rc = -1;
+		}
 	}
 	sts_log(s->log, STS_LOG_INFO, "reload: configuration applied (%zu zones)", cfg->n_zones);
 	sd_notify(0, "READY=1");

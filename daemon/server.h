@@ -39,11 +39,16 @@ int stsd_server_new(const struct stsd_config *cfg, const struct sts_logger *log,
 /* fn runs on SIGHUP. */
 void stsd_server_on_hup(struct stsd_server *s, void (*fn)(void *ctx), void *ctx);
 int stsd_server_start(struct stsd_server *s, char *err, size_t errsz);
-/* Applies a new configuration (SIGHUP): zones, timeouts, cache_grace,
- * idle_timeout, max_connections, the answer map's size, metrics address and
- * proactive refresh take effect at once; the in-memory answers, the cache
- * and open connections stay. What needs a restart (listener, cache
- * backend, user, resolver, ca_file, negative_ttl, backoff) is logged.
+/* Applies a new configuration (SIGHUP): zones (how long a request waits,
+ * strict_testing, require_sni, tlsrpt, temp_on_failure), cache_grace,
+ * shutdown_timeout, idle_timeout and max_connections (for new
+ * connections), the answer map's size, log_level, the metrics address and
+ * the proactive refresh (restarted only when its settings changed) take
+ * effect at once; the in-memory answers, the cache and open connections
+ * stay. What needs a restart is logged: the listener (host, port, path,
+ * mode, reuse_port, socket owner and group), the cache backend and its
+ * options, user and group, resolver, ca_file, default_zone.timeout as the
+ * DNS and HTTPS timeout, negative_ttl, backoff, pidfile.
  * cfg must outlive the server or the next reload; the previous one may be
  * freed when this returns. Returns 0, or -1 with a message (a metrics
  * listener that could not be bound; everything else is applied). */

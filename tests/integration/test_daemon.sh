@@ -328,6 +328,21 @@ like "Redis down: the failing backend is logged" "$(cat "$tmp/r.log")" "policy c
 kill -TERM "$RPID"
 wait "$RPID"
 is "Redis down: SIGTERM exit 0" "$?" 0
+# The peer's redis-py reads parameters from the URL's query string.
+sed 's|url: .*|url: "redis://127.0.0.1:1?db=3\&socket_timeout=0.5\&max_connections=5"|' "$tmp/r.yml" >"$tmp/rq.yml"
+"$D" -c "$tmp/rq.yml" -l "$tmp/rq.log" &
+RPID=$!
+wait_port 18463
+is "Redis URL with parameters: lookups work" "$(timeout 30 python3 "$SM" 127.0.0.1:18463 'postfix enforce.test')" "$OK_ENFORCE"
+like "Redis URL: socket_timeout from the query string" "$(cat "$tmp/rq.log")" "policy cache: Redis \\(timeout 500 ms\\)"
+like "Redis URL: an unused parameter is named" "$(cat "$tmp/rq.log")" "parameter 'max_connections' is not used"
+kill -TERM "$RPID"
+wait "$RPID"
+is "Redis URL with parameters: SIGTERM exit 0" "$?" 0
+sed 's|url: .*|url: rediss://127.0.0.1:6380/0|' "$tmp/r.yml" >"$tmp/rt.yml"
+"$D" --check-config -c "$tmp/rt.yml" >"$tmp/cc.out" 2>&1
+is "rediss:// is refused by --check-config" "$?" 1
+like "rediss:// says why" "$(cat "$tmp/cc.out")" "rediss:// \\(Redis over TLS\\) is not supported"
 # redis_sentinel is not supported: an error line, then the internal cache
 sed -e 's/type: redis/type: redis_sentinel/' -e 's/url: .*/sentinels: ["127.0.0.1:1"]\n    sentinel_master_name: m/' "$tmp/r.yml" >"$tmp/rs.yml"
 "$D" -c "$tmp/rs.yml" -l "$tmp/rs.log" &
@@ -419,6 +434,9 @@ like "proactive: refetched under the same id and warned (rule 5)" "$(cat "$tmp/p
 is "proactive: the answer follows the refetched policy" "$(timeout 30 python3 "$SM" 127.0.0.1:18468 'strict idchange.test')" \
 	"OK secure match=mail.idchange.test:mx2.idchange.test servername=hostname"
 like "proactive: runs are spread and logged" "$(cat "$tmp/pr.log")" "proactive refresh: [0-9]+ of [0-9]+ cached domains due, spread over"
+kill -HUP "$PPID_"
+wait_log "$tmp/pr.log" "reload: configuration applied"
+is "proactive: a reload with the same settings keeps its schedule" "$(grep -c 'proactive refresh every' "$tmp/pr.log")" 1
 # Now the policy host serves garbage: refreshes fail, the cached policy stays,
 # and after 3 failed runs in a row the log raises an alert (rules 40, 72).
 printf 'this is not a policy\n' >"$IDC"

@@ -97,6 +97,7 @@ static const struct diag_case diag_cases[] = {
 	{ "threads 0", "cache:\n  type: sqlite\n  options:\n    threads: 0\n", STS_EINVAL, "config.value.range", 4, 14, NULL },
 	{ "negative_ttl above a day", "negative_ttl: 86401\n", STS_EINVAL, "config.value.range", 1, 15, NULL },
 	{ "backoff above a day", "backoff: 90000\n", STS_EINVAL, "config.value.range", 1, 10, NULL },
+	{ "redis over TLS", "cache:\n  type: redis\n  options:\n    url: rediss://h/0\n", STS_EINVAL, "config.value.invalid", 4, 10, "not supported" },
 	{ "idle_timeout below a second", "idle_timeout: 0.5\n", STS_EINVAL, "config.value.range", 1, 15, NULL },
 	{ "idle_timeout text", "idle_timeout: long\n", STS_EINVAL, "config.value.type", 1, 15, NULL },
 	{ "max_connections 0", "max_connections: 0\n", STS_EINVAL, "config.value.range", 1, 18, NULL },
