@@ -228,75 +228,6 @@ memo_put(struct stsd_server *s, const struct sts_lookup_result *r)
 		m->status = STS_LOOKUP_NO_POLICY;  /* out of memory: answer NOTFOUND */
 }
 
-/* The persistent cache may hold a policy from an earlier run: answer from
- * it at once (the entry is marked stale, so the engine refreshes it in the
- * background). The memory and SQLite backends answer before get returns;
- * a backend that answers later is ignored here (the engine still uses it). */
-struct cache_probe {
-	bool called, abandoned, hit;
-	struct sts_policy policy;
-	int64_t expires_at;
-};
-
-static void
-cache_probe_cb(void *arg, int status, const struct sts_cache_entry *e)
-{
-	struct cache_probe *p = arg;
-	if (p->abandoned) {
-		free(p);
-		return;
-	}
-	p->called = true;
-	if (status != 1 || e == NULL || e->policy == NULL)
-		return;
-	int64_t expires = e->fetched_at + (int64_t)e->max_age;
-	if ((int64_t)time(NULL) >= expires)
-		return;
-	struct sts_diags *d = malloc(sizeof *d);
-	if (d == NULL)
-		return;
-	sts_diags_init(d);
-	p->hit = sts_policy_parse(e->policy, e->policy_len, 0, &p->policy, d) == STS_OK;
-	free(d);
-	if (!p->hit)
-		sts_policy_clear(&p->policy);
-	p->expires_at = expires;
-}
-
-static struct memo *
-memo_from_cache(struct stsd_server *s, const char *domain)
-{
-	if (s->cache == NULL || s->stopping)
-		return NULL;
-	struct cache_probe *p = calloc(1, sizeof *p);
-	if (p == NULL)
-		return NULL;
-	s->cache->ops->get(s->cache, domain, cache_probe_cb, p);
-	if (!p->called) {
-		p->abandoned = true;   /* freed by the late callback */
-		return NULL;
-	}
-	struct memo *m = NULL;
-	if (p->hit) {
-		struct sts_lookup_result r = {
-			.status = p->policy.mode == STS_MODE_NONE ? STS_LOOKUP_NONE
-								   : STS_LOOKUP_POLICY,
-			.domain = domain,
-			.policy = &p->policy,
-			.expires_at = p->expires_at,
-		};
-		memo_put(s, &r);
-		m = memo_get(s, domain);
-		if (m != NULL) {
-			m->stale = true;
-			sts_log(s->log, STS_LOG_DEBUG, "%s: answered from the policy cache", domain);
-		}
-		sts_policy_clear(&p->policy);
-	}
-	free(p);
-	return m;
-}
-
 /* ------------------------------------------------------------------------
  * Replies */
 
@@ -397,6 +328,38 @@ count_fetch(struct stsd_server *s, const struct sts_lookup_result *r)
 		stsd_metrics_fetch(&s->metrics, "ok");
 }
 
+/* Answers every request waiting on the flight. Closing a connection never
+ * frees its requests before the loop runs again, so the list stays valid. */
+static void
+flight_answer(struct flight *f, enum sts_lookup_status status, const struct sts_policy *p,
+	      const char *why)
+{
+	struct req *list = f->waiters;
+	f->waiters = NULL;
+	for (struct req *q = list; q != NULL; q = q->fnext) {
+		q->flight = NULL;
+		req_stop_timer(q);
+		reply_for(q, status, p, why);
+	}
+	for (struct req *q = list, *n; q != NULL; q = n) {
+		n = q->fnext;
+		q->fnext = NULL;
+		if (!q->conn->closing)
+			conn_flush(q->conn);
+	}
+}
+
+static void
+flight_unlink(struct flight *f)
+{
+	for (struct flight **pp = &f->srv->flights; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	}
+}
+
 static void
 flight_done(void *arg, const struct sts_lookup_result *r)
 {
@@ -420,23 +383,8 @@ flight_done(void *arg, const struct sts_lookup_result *r)
 	count_fetch(s, r);
 	if (!s->stopping || r->status != STS_LOOKUP_TEMPFAIL)
 		memo_put(s, r);
-
-	/* Answer the waiters. Closing a connection never frees its requests
-	 * before the loop runs again, so the list stays valid. */
-	struct req *list = f->waiters;
-	f->waiters = NULL;
-	for (struct req *q = list; q != NULL; q = q->fnext) {
-		q->flight = NULL;
-		req_stop_timer(q);
-		reply_for(q, r->status, r->policy,
-			  r->error_message ? r->error_message : "policy lookup failed");
-	}
-	for (struct req *q = list, *n; q != NULL; q = n) {
-		n = q->fnext;
-		q->fnext = NULL;
-		if (!q->conn->closing)
-			conn_flush(q->conn);
-	}
+	flight_answer(f, r->status, r->policy,
+		      r->error_message ? r->error_message : "policy lookup failed");
 	free(f);
 }
 
@@ -465,7 +413,69 @@ flight_new(struct stsd_server *s, const char *domain)
 static void
 flight_go(struct flight *f)
 {
-	sts_engine_lookup(f->srv->engine, f->domain, flight_done, f);
+	struct stsd_server *s = f->srv;
+	if (s->engine == NULL) {
+		/* Draining ended while the cache was being asked. */
+		flight_unlink(f);
+		flight_answer(f, STS_LOOKUP_TEMPFAIL, NULL, "shutting down");
+		free(f);
+		return;
+	}
+	sts_engine_lookup(s->engine, f->domain, flight_done, f);
+}
+
+/* A domain not in the answer map may have an unexpired policy in the policy
+ * cache (an earlier run, or another daemon sharing Redis or PostgreSQL): the
+ * waiting requests are answered from it as soon as the cache replies, and
+ * the engine refreshes it behind them. Otherwise, or when the cache fails,
+ * the engine looks the domain up while the requests wait. */
+static void
+probe_done(void *arg, int status, const struct sts_cache_entry *e)
+{
+	struct flight *f = arg;
+	struct stsd_server *s = f->srv;
+	bool hit = false;
+	struct sts_policy p;
+	memset(&p, 0, sizeof p);
+	int64_t expires = 0;
+	if (status == 1 && e != NULL && e->policy != NULL && !s->stopping) {
+		expires = e->fetched_at + (int64_t)e->max_age;
+		struct sts_diags *d = malloc(sizeof *d);
+		if ((int64_t)time(NULL) < expires && d != NULL) {
+			sts_diags_init(d);
+			hit = sts_policy_parse(e->policy, e->policy_len, 0, &p, d) == STS_OK;
+			if (!hit)
+				sts_policy_clear(&p);
+		}
+		free(d);
+	}
+	if (hit) {
+		struct sts_lookup_result r = {
+			.status = p.mode == STS_MODE_NONE ? STS_LOOKUP_NONE : STS_LOOKUP_POLICY,
+			.domain = f->domain,
+			.policy = &p,
+			.expires_at = expires,
+		};
+		memo_put(s, &r);
+		struct memo *m = memo_get(s, f->domain);
+		if (m != NULL)
+			m->stale = true;
+		sts_log(s->log, STS_LOG_DEBUG, "%s: answered from the policy cache, refreshing"
+			" behind", f->domain);
+		flight_answer(f, r.status, &p, NULL);
+		sts_policy_clear(&p);
+	}
+	flight_go(f);
+}
+
+static void
+flight_start(struct flight *f)
+{
+	struct stsd_server *s = f->srv;
+	if (s->observed != NULL && !s->stopping)
+		s->observed->ops->get(s->observed, f->domain, probe_done, f);
+	else
+		flight_go(f);
 }
 
 static void
@@ -538,8 +548,6 @@ handle_request(struct conn *c, const struct sts_bytes *payload)
 	struct memo *m = memo_get(s, q->host);
 	if (m != NULL && m->expires_at != 0 && (int64_t)time(NULL) >= m->expires_at)
 		m = NULL;   /* the policy expired and could not be refreshed: ask again */
-	if (m == NULL)
-		m = memo_from_cache(s, q->host);
 	if (m != NULL)
 		s->metrics.answer_hits++;
 	else
@@ -574,7 +582,7 @@ handle_request(struct conn *c, const struct sts_bytes *payload)
 	q->fnext = f->waiters;
 	f->waiters = q;
 	if (start)
-		flight_go(f);
+		flight_start(f);
 	return true;
 }
 

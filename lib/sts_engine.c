@@ -547,8 +547,10 @@ on_cache_get(void *arg, int status, const struct sts_cache_entry *ent)
 	struct sts_engine *e = j->e;
 	int64_t now = now_of(e);
 
+	/* Debug only: a backend that is down fails every lookup, and the
+	 * backend itself logs the outage once. */
 	if (status < 0)
-		sts_log(&e->log, STS_LOG_WARNING, "%s: cache lookup failed; asking the network",
+		sts_log(&e->log, STS_LOG_DEBUG, "%s: cache lookup failed; asking the network",
 			j->domain);
 	if (status == 1 && ent != NULL) {
 		j->have_cached = true;
