@@ -215,7 +215,7 @@ wait "$LPID"
 like "every request of the load got its answer" "$(cat "$tmp/load.out")" "^requests: [0-9]+ bad: 0 "
 nreq=$(sed -n 's/^requests: \([0-9]*\).*/\1/p' "$tmp/load.out")
 if [ "${nreq:-0}" -ge 700 ]; then ok "the load was $nreq requests"; else not_ok "the load was ${nreq:-0} requests"; diag "$tmp/load.out"; fi
-nfail=$(cat "$tmp/d$P1.log" "$tmp/d$P2.log" | grep -c 'cache lookup failed; asking the network')
+nfail=$(cat "$tmp/d$P1.log" "$tmp/d$P2.log" | grep -cE 'cache lookup failed; asking the network|policy cache redis: failing')
 if [ "$nfail" -gt 0 ]; then
 	ok "lookups during the outage failed over to the network ($nfail cache lookups failed)"
 else
