@@ -28,7 +28,8 @@
 #define MEMO_BUCKETS 4096u
 
 struct memo {
-	struct memo *next;
+	struct memo *next;               /* hash chain */
+	struct memo *lprev, *lnext;      /* recency: head = most recently used */
 	enum sts_lookup_status status;   /* POLICY, NONE or NO_POLICY */
 	bool has_policy;
 	struct sts_policy policy;
@@ -123,6 +124,7 @@ struct stsd_server {
 	unsigned long next_id;
 	struct flight *flights;
 	struct memo *memo[MEMO_BUCKETS];
+	struct memo *lru_head, *lru_tail;
 	size_t n_memo, max_memo;
 	bool stopping, finished;
 	char rbuf[65536];
@@ -155,6 +157,62 @@ memo_get(struct stsd_server *s, const char *domain)
 }
 
 static void
+lru_unlink(struct stsd_server *s, struct memo *m)
+{
+	if (m->lprev != NULL)
+		m->lprev->lnext = m->lnext;
+	else
+		s->lru_head = m->lnext;
+	if (m->lnext != NULL)
+		m->lnext->lprev = m->lprev;
+	else
+		s->lru_tail = m->lprev;
+	m->lprev = m->lnext = NULL;
+}
+
+static void
+lru_push(struct stsd_server *s, struct memo *m)
+{
+	m->lprev = NULL;
+	m->lnext = s->lru_head;
+	if (s->lru_head != NULL)
+		s->lru_head->lprev = m;
+	s->lru_head = m;
+	if (s->lru_tail == NULL)
+		s->lru_tail = m;
+}
+
+/* A request answered from the map keeps its domain in it. */
+static void
+memo_touch(struct stsd_server *s, struct memo *m)
+{
+	if (s->lru_head != m) {
+		lru_unlink(s, m);
+		lru_push(s, m);
+	}
+}
+
+/* The map is full: the least recently used answer goes (its domain, if
+ * asked again, is answered from the policy cache or looked up). */
+static void
+memo_evict_one(struct stsd_server *s)
+{
+	struct memo *m = s->lru_tail;
+	if (m == NULL)
+		return;
+	lru_unlink(s, m);
+	for (struct memo **pp = &s->memo[memo_hash(m->domain)]; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == m) {
+			*pp = m->next;
+			break;
+		}
+	}
+	sts_policy_clear(&m->policy);
+	free(m);
+	s->n_memo--;
+}
+
+static void
 memo_clear(struct stsd_server *s)
 {
 	for (unsigned i = 0; i < MEMO_BUCKETS; i++) {
@@ -167,6 +225,7 @@ memo_clear(struct stsd_server *s)
 		}
 		s->memo[i] = NULL;
 	}
+	s->lru_head = s->lru_tail = NULL;
 	s->n_memo = 0;
 	s->metrics.answer_entries = 0;
 }
@@ -201,10 +260,8 @@ memo_put(struct stsd_server *s, const struct sts_lookup_result *r)
 		return;
 	struct memo *m = memo_get(s, r->domain);
 	if (m == NULL) {
-		if (s->n_memo >= s->max_memo) {
-			sts_log(s->log, STS_LOG_DEBUG, "answer map full (%zu): emptied", s->n_memo);
-			memo_clear(s);
-		}
+		while (s->n_memo >= s->max_memo && s->lru_tail != NULL)
+			memo_evict_one(s);
 		m = calloc(1, sizeof *m);
 		if (m == NULL)
 			return;
@@ -212,6 +269,7 @@ memo_put(struct stsd_server *s, const struct sts_lookup_result *r)
 		unsigned h = memo_hash(m->domain);
 		m->next = s->memo[h];
 		s->memo[h] = m;
+		lru_push(s, m);
 		s->n_memo++;
 		s->metrics.answer_entries = s->n_memo;
 	} else if (m->has_policy) {
@@ -548,10 +606,12 @@ handle_request(struct conn *c, const struct sts_bytes *payload)
 	struct memo *m = memo_get(s, q->host);
 	if (m != NULL && m->expires_at != 0 && (int64_t)time(NULL) >= m->expires_at)
 		m = NULL;   /* the policy expired and could not be refreshed: ask again */
-	if (m != NULL)
+	if (m != NULL) {
 		s->metrics.answer_hits++;
-	else
+		memo_touch(s, m);
+	} else {
 		s->metrics.answer_misses++;
+	}
 	if (m != NULL) {
 		reply_for(q, m->status, m->has_policy ? &m->policy : NULL, NULL);
 		if ((m->stale || uv_now(&s->loop) - m->stored_ms > s->cfg->cache_grace_ms) &&
@@ -1622,6 +1682,9 @@ stsd_server_reload(struct stsd_server *s, const struct stsd_config *cfg, char *e
 		       old->backoff_s != cfg->backoff_s, "negative_ttl or backoff");
 	s->cfg = cfg;
 	s->max_memo = cfg->cache.cache_size > 0 ? cfg->cache.cache_size : 10000;
+	while (s->n_memo > s->max_memo)
+		memo_evict_one(s);
+	s->metrics.answer_entries = s->n_memo;
 
 	/* The metrics listener and the proactive refresh restart with the new
 	 * settings. */

@@ -7,18 +7,20 @@
  * signal handlers. stsd_server_run serves until SIGTERM/SIGINT and returns
  * the exit status.
  *
- * Request path: every answer the engine gives for a domain is remembered in
- * a small in-memory map (domain -> status, policy, time; at most
- * cache.cache_size entries, emptied as a whole when full). A domain in the
- * map is answered from it at once, without waiting for the network; when
- * the entry is older than cache_grace a background engine lookup refreshes
- * it (one per domain at a time). A domain not in the map but in the
- * persistent policy cache (an unexpired policy from an earlier run) is
- * answered from the cache at once and refreshed in the background the same
- * way; an entry whose policy has expired is dropped from the map. Refresh
- * failures (TEMPFAIL) keep the previous answer. A domain in neither waits for the
- * engine at most its zone's timeout; then NOTFOUND (TEMP with
- * temp_on_failure). Lookups of one domain share one engine lookup.
+ * Request path: every answer the engine gives for a domain is remembered
+ * in a small in-memory map (domain -> status, policy, time; at most
+ * cache.cache_size entries, the least recently used one dropped when full).
+ * A domain in the map is answered from it at once, without waiting for the
+ * network; when the entry is older than cache_grace a background engine
+ * lookup refreshes it (one per domain at a time). A domain not in the map
+ * is first asked of the policy cache (any backend: an earlier run, or
+ * another daemon sharing Redis or PostgreSQL): an unexpired policy there
+ * answers the waiting requests as soon as the cache replies and is
+ * refreshed in the background the same way. An entry whose policy has
+ * expired is not answered from. Refresh failures (TEMPFAIL) keep the
+ * previous answer. A domain in neither waits for the engine at most its
+ * zone's timeout; then NOTFOUND (TEMP with temp_on_failure). Lookups of one
+ * domain share one cache probe and one engine lookup.
  */
 #ifndef STSD_SERVER_H
 #define STSD_SERVER_H

@@ -495,6 +495,32 @@ else
 	not_ok "systemd-socket-activate is missing (package systemd)"
 fi
 
+# --- the answer map drops its least recently used entry when full ------------------------
+cat >"$tmp/lru.yml" <<Y
+host: 127.0.0.1
+port: 18470
+resolver: ["$RESOLVER"]
+ca_file: $CA_FILE
+cache_grace: 3600
+metrics: 127.0.0.1:19480
+cache:
+  type: internal
+  options:
+    cache_size: 2
+Y
+"$D" -c "$tmp/lru.yml" -l "$tmp/lru.log" &
+LRUPID=$!
+wait_port 18470
+for k in enforce.test split.test enforce.test cname.test enforce.test; do
+	timeout 30 python3 "$SM" 127.0.0.1:18470 "postfix $k" >/dev/null
+done
+m=$(python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:19480/metrics', timeout=5).read().decode())" 2>/dev/null)
+# enforce (miss) split (miss) enforce (hit) cname (miss: split goes) enforce (hit)
+like "LRU: the recently used domain stays in a full map" "$m" "mtasts_answer_cache_hits_total 2"
+like "LRU: the map holds cache_size entries" "$m" "mtasts_answer_cache_entries 2"
+kill -TERM "$LRUPID"
+wait "$LRUPID"
+
 # --- idle_timeout and max_connections ------------------------------------------------------
 cat >"$tmp/lim.yml" <<Y
 host: 127.0.0.1
