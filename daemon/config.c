@@ -138,6 +138,7 @@ stsd_config_free(struct stsd_config *c)
 	free(c->zones);
 	free(c->resolvers);
 	free(c->ca_file);
+	free(c->https_proxy);
 	free(c->user);
 	free(c->group);
 	free(c->socket_owner);
@@ -168,14 +169,14 @@ static const char *const top_keys[] = {
 	"cache", "proactive_policy_fetching", "default_zone", "zones",
 	"resolver", "ca_file", "user", "group", "socket_owner", "socket_group", "metrics",
 	"negative_ttl", "backoff", "state_dir", "pidfile", "log_level", "idle_timeout",
-	"max_connections", NULL,
+	"max_connections", "https_proxy", NULL,
 };
 enum {
 	T_HOST, T_PORT, T_PATH, T_MODE, T_REUSE_PORT, T_SHUTDOWN_TIMEOUT, T_CACHE_GRACE,
 	T_CACHE, T_PROACTIVE, T_DEFAULT_ZONE, T_ZONES,
 	T_RESOLVER, T_CA_FILE, T_USER, T_GROUP, T_SOCKET_OWNER, T_SOCKET_GROUP, T_METRICS,
 	T_NEGATIVE_TTL, T_BACKOFF, T_STATE_DIR, T_PIDFILE, T_LOG_LEVEL, T_IDLE_TIMEOUT,
-	T_MAX_CONNECTIONS,
+	T_MAX_CONNECTIONS, T_HTTPS_PROXY,
 };
 
 static const char *const cache_keys[] = { "type", "options", NULL };
@@ -2024,6 +2025,29 @@ walk_top(struct ctx *x, yaml_node_t *root)
 			/* Postfix itself drops idle socketmap connections after 10 s. */
 			get_duration(x, k, e->v, 1000, 86400000, &c->idle_timeout_ms);
 			break;
+		case T_HTTPS_PROXY: {
+			s = get_text(x, k, e->v, "a proxy URL such as http://proxy.example:3128, or none",
+				     "the HTTPS_PROXY environment variable");
+			if (s == NULL)
+				break;
+			static const char *const schemes[] = { "http://", "https://", "socks4://",
+				"socks4a://", "socks5://", "socks5h://" };
+			bool known = strcmp(s, "none") == 0;
+			for (size_t j = 0; !known && j < sizeof schemes / sizeof schemes[0]; j++)
+				known = strncmp(s, schemes[j], strlen(schemes[j])) == 0 &&
+					s[strlen(schemes[j])] != '\0';
+			if (!known) {
+				char b[64];
+				ERR(x, "config.value.invalid", e->v,
+				    "https_proxy: '%s' is not a proxy URL: give http://host:port"
+				    " (or https://, socks5h://), or none",
+				    sts_escape(s, strlen(s), b, sizeof b));
+				free(s);
+				break;
+			}
+			replace_str(&c->https_proxy, s);
+			break;
+		}
 		case T_MAX_CONNECTIONS:
 			get_uint(x, k, e->v, 1, 100000, "connections", &c->max_connections, NULL);
 			break;
@@ -2488,6 +2512,7 @@ stsd_config_write(const struct stsd_config *c, struct sts_buf *b)
 				   a->ip, a->port));
 	}
 	TRY(put_kv_str(b, "", "ca_file", c->ca_file));
+	TRY(put_kv_str(b, "", "https_proxy", c->https_proxy));
 	TRY(put_kv_str(b, "", "user", c->user));
 	TRY(put_kv_str(b, "", "group", c->group));
 	TRY(put_kv_str(b, "", "socket_owner", c->socket_owner));

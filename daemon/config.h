@@ -148,6 +148,9 @@ struct stsd_config {
 	struct stsd_addr *resolvers;               /* empty: /etc/resolv.conf */
 	size_t n_resolvers;
 	char *ca_file;                             /* NULL: OpenSSL's default store */
+	char *https_proxy;                         /* policy fetches through it; "none": never;
+						    * NULL: $HTTPS_PROXY or $https_proxy,
+						    * like the peer */
 	char *user, *group;                        /* drop privileges to; NULL: stay */
 	char *socket_owner, *socket_group;         /* chown of the UNIX socket; NULL: leave */
 	struct stsd_hostport metrics;              /* Prometheus listener; host NULL: off */

@@ -1250,7 +1250,23 @@ stsd_server_new(const struct stsd_config *cfg, const struct sts_logger *log,
 	};
 	if (sts_dns_new(&s->loop, &dopts, &s->dns, err, errsz) != 0)
 		return -1;
-	struct sts_fetch_opts fopts = { .ca_file = cfg->ca_file, .timeout_ms = t };
+	/* A proxy: the key, else the environment the peer also honours. */
+	const char *proxy = cfg->https_proxy;
+	const char *proxy_from = "https_proxy";
+	if (proxy == NULL && (proxy = getenv("HTTPS_PROXY")) != NULL)
+		proxy_from = "HTTPS_PROXY";
+	else if (proxy == NULL && (proxy = getenv("https_proxy")) != NULL)
+		proxy_from = "https_proxy (environment)";
+	if (proxy != NULL && (proxy[0] == '\0' || strcmp(proxy, "none") == 0))
+		proxy = NULL;
+	if (proxy != NULL) {
+		/* Never log credentials in the URL. */
+		const char *at = strrchr(proxy, '@'), *sep = strstr(proxy, "://");
+		sts_log(log, STS_LOG_INFO, "policy fetches go through the proxy %.*s%s (from %s)",
+			sep != NULL ? (int)(sep - proxy + 3) : 0, proxy,
+			at != NULL ? at + 1 : sep != NULL ? sep + 3 : proxy, proxy_from);
+	}
+	struct sts_fetch_opts fopts = { .ca_file = cfg->ca_file, .timeout_ms = t, .proxy = proxy };
 	if (sts_fetcher_new(&s->loop, &fopts, &s->fetcher, err, errsz) != 0)
 		return -1;
 	return 0;
@@ -1672,6 +1688,7 @@ stsd_server_reload(struct stsd_server *s, const struct stsd_config *cfg, char *e
 	reload_warn(s, str_differ(old->pidfile, cfg->pidfile), "pidfile");
 	reload_warn(s, str_differ(old->user, cfg->user) || str_differ(old->group, cfg->group),
 		    "user/group");
+	reload_warn(s, str_differ(old->https_proxy, cfg->https_proxy), "https_proxy");
 	reload_warn(s, str_differ(old->ca_file, cfg->ca_file) ||
 		       old->n_resolvers != cfg->n_resolvers ||
 		       (cfg->n_resolvers > 0 &&

@@ -961,6 +961,10 @@ req_setup(struct fetch_req *r, const char *domain, const char *const *addrs, siz
 	SET(CURLOPT_PROXY, f->proxy != NULL ? f->proxy : "");
 	if (f->proxy == NULL)
 		SET(CURLOPT_RESOLVER_START_FUNCTION, on_resolver_start);
+	else
+		/* The proxy's "200 Connection established" is not the policy
+		 * host's answer: on_header must see only the latter. */
+		SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
 	SET(CURLOPT_RESOLVE, r->resolve);
 	SET(CURLOPT_SHARE, r->share);
 	SET(CURLOPT_TIMEOUT_MS, (long)f->timeout_ms);

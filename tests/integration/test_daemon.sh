@@ -495,6 +495,79 @@ else
 	not_ok "systemd-socket-activate is missing (package systemd)"
 fi
 
+# --- https_proxy: policy fetches through an HTTP CONNECT proxy ------------------------------
+# A minimal CONNECT proxy: logs each CONNECT line and tunnels every one to
+# the world's policy hosts on 127.0.60.1:443 (nginx picks the host by SNI).
+cat >"$tmp/proxy.py" <<'PY'
+import socket, sys, threading
+log = open(sys.argv[2], "a", buffering=1)
+lis = socket.socket(); lis.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+lis.bind(("127.0.0.1", int(sys.argv[1]))); lis.listen(64)
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            b.sendall(d)
+    except OSError: pass
+    finally:
+        try: b.shutdown(socket.SHUT_WR)
+        except OSError: pass
+def serve(c):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = c.recv(4096)
+        if not d: c.close(); return
+        head += d
+    log.write(head.split(b"\r\n")[0].decode() + "\n")
+    up = socket.create_connection(("127.0.60.1", 443), 5)
+    c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    threading.Thread(target=pipe, args=(up, c), daemon=True).start()
+    pipe(c, up)
+while True:
+    c, _ = lis.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+python3 "$tmp/proxy.py" 18477 "$tmp/proxy.log" &
+PXPID=$!
+wait_port 18477
+cat >"$tmp/px.yml" <<Y
+host: 127.0.0.1
+port: 18478
+resolver: ["$RESOLVER"]
+ca_file: $CA_FILE
+https_proxy: http://user:secret@127.0.0.1:18477
+cache:
+  type: internal
+Y
+"$D" -c "$tmp/px.yml" -l "$tmp/px.log" &
+XPID=$!
+wait_port 18478
+is "https_proxy: the policy is fetched through the proxy" "$(timeout 30 python3 "$SM" 127.0.0.1:18478 'postfix enforce.test')" "$OK_ENFORCE"
+like "https_proxy: the proxy saw the CONNECT" "$(cat "$tmp/proxy.log")" "^CONNECT mta-sts\.enforce\.test:443 HTTP/1\.1"
+like "https_proxy: logged without the password" "$(cat "$tmp/px.log")" "through the proxy http://127\.0\.0\.1:18477 \(from https_proxy\)"
+kill -TERM "$XPID"; wait "$XPID"
+# The environment, as the peer reads it; `none` overrides it.
+: >"$tmp/proxy.log"
+sed -e 's/^port: 18478/port: 18479/' -e '/^https_proxy:/d' "$tmp/px.yml" >"$tmp/px2.yml"
+HTTPS_PROXY=http://127.0.0.1:18477 "$D" -c "$tmp/px2.yml" -l "$tmp/px2.log" &
+XPID=$!
+wait_port 18479
+is "HTTPS_PROXY from the environment: fetched" "$(timeout 30 python3 "$SM" 127.0.0.1:18479 'postfix split.test')" \
+	"OK secure match=mail.split.test servername=hostname"
+like "HTTPS_PROXY from the environment: through the proxy" "$(cat "$tmp/proxy.log")" "^CONNECT mta-sts\.split\.test:443"
+kill -TERM "$XPID"; wait "$XPID"
+: >"$tmp/proxy.log"
+{ cat "$tmp/px2.yml"; printf 'https_proxy: none\n'; } >"$tmp/px3.yml"
+HTTPS_PROXY=http://127.0.0.1:9 "$D" -c "$tmp/px3.yml" -l "$tmp/px3.log" &
+XPID=$!
+wait_port 18479
+is "https_proxy: none ignores the environment" "$(timeout 30 python3 "$SM" 127.0.0.1:18479 'postfix cname.test')" \
+	"OK secure match=mail.cname.test servername=hostname"
+is "https_proxy: none: the proxy saw nothing" "$(wc -l <"$tmp/proxy.log")" 0
+kill -TERM "$XPID"; wait "$XPID"
+kill "$PXPID" 2>/dev/null; wait "$PXPID" 2>/dev/null
+
 # --- the answer map drops its least recently used entry when full ------------------------
 cat >"$tmp/lru.yml" <<Y
 host: 127.0.0.1
