@@ -1,5 +1,6 @@
 /* server.c: the socketmap server of mta-stsd (see server.h). */
 #include <errno.h>
+#include <inttypes.h>
 #include <grp.h>
 #include <netdb.h>
 #include <pwd.h>
@@ -35,6 +36,9 @@ struct memo {
 	struct sts_policy policy;
 	uint64_t stored_ms;              /* uv_now when the engine answered */
 	bool stale;                      /* refresh at the next request (read from the cache) */
+	char *reply;                     /* the last reply rendered from policy, or NULL */
+	size_t reply_len;
+	unsigned reply_key;              /* the zone options it was rendered for */
 	int64_t expires_at;              /* of the policy (unix seconds); 0 without one */
 	char domain[STS_HOST_MAX + 1];
 };
@@ -73,6 +77,8 @@ struct conn {
 		uv_handle_t handle;
 	} u;
 	uv_timer_t idle;
+	uint64_t last_read;              /* uv_now of the last read */
+	uint32_t idle_ms;                /* idle_timeout when accepted */
 	uv_shutdown_t shutdown_req;
 	struct sts_netstring_dec dec;
 	struct req *head, *tail;
@@ -208,6 +214,7 @@ memo_evict_one(struct stsd_server *s)
 		}
 	}
 	sts_policy_clear(&m->policy);
+	free(m->reply);
 	free(m);
 	s->n_memo--;
 }
@@ -220,6 +227,7 @@ memo_clear(struct stsd_server *s)
 		while (m != NULL) {
 			struct memo *n = m->next;
 			sts_policy_clear(&m->policy);
+			free(m->reply);
 			free(m);
 			m = n;
 		}
@@ -276,6 +284,8 @@ memo_put(struct stsd_server *s, const struct sts_lookup_result *r)
 		sts_policy_clear(&m->policy);
 		m->has_policy = false;
 	}
+	free(m->reply);
+	m->reply = NULL;
 	m->status = r->status;
 	m->stored_ms = uv_now(&s->loop);
 	m->stale = false;
@@ -336,6 +346,40 @@ reply_for(struct req *q, enum sts_lookup_status status, const struct sts_policy 
 	count_reply(s, q);
 	sts_log(s->log, STS_LOG_DEBUG, "conn %lu: %s -> %s", q->conn->id, q->host,
 		sts_buf_cstr(&q->reply));
+}
+
+/* A policy's reply depends only on it and the zone's options: render it
+ * once per answer-map entry, not for every request. */
+static void
+reply_from_memo(struct req *q, struct memo *m)
+{
+	struct stsd_server *s = q->conn->srv;
+	if (m->status != STS_LOOKUP_POLICY || !m->has_policy) {
+		reply_for(q, m->status, NULL, NULL);
+		return;
+	}
+	unsigned key = 1u | (unsigned)q->zone.strict_testing << 1 |
+		       (unsigned)q->zone.require_sni << 2 | (unsigned)q->zone.tlsrpt << 3;
+	if (m->reply != NULL && m->reply_key == key) {
+		sts_buf_reset(&q->reply);
+		if (sts_buf_append(&q->reply, m->reply, m->reply_len) == STS_OK) {
+			q->done = true;
+			count_reply(s, q);
+			sts_log(s->log, STS_LOG_DEBUG, "conn %lu: %s -> %s", q->conn->id, q->host,
+				sts_buf_cstr(&q->reply));
+			return;
+		}
+	}
+	reply_for(q, m->status, &m->policy, NULL);
+	char *copy = malloc(q->reply.len + 1);
+	if (copy != NULL) {
+		memcpy(copy, q->reply.data, q->reply.len);
+		copy[q->reply.len] = '\0';
+		free(m->reply);
+		m->reply = copy;
+		m->reply_len = q->reply.len;
+		m->reply_key = key;
+	}
 }
 
 static void
@@ -613,7 +657,7 @@ handle_request(struct conn *c, const struct sts_bytes *payload)
 		s->metrics.answer_misses++;
 	}
 	if (m != NULL) {
-		reply_for(q, m->status, m->has_policy ? &m->policy : NULL, NULL);
+		reply_from_memo(q, m);
 		if ((m->stale || uv_now(&s->loop) - m->stored_ms > s->cfg->cache_grace_ms) &&
 		    flight_find(s, q->host) == NULL && !s->stopping) {
 			struct flight *f = flight_new(s, q->host);
@@ -813,12 +857,20 @@ conn_close(struct conn *c)
 	uv_close(&c->u.handle, conn_closed);
 }
 
+/* Reads only note the time; the timer checks it when it fires and sleeps
+ * again for what is left, instead of being re-armed (a heap operation) on
+ * every read. */
 static void
 idle_timeout(uv_timer_t *t)
 {
 	struct conn *c = t->data;
-	sts_log(c->srv->log, STS_LOG_DEBUG, "conn %lu: idle for %u ms", c->id,
-		c->srv->cfg->idle_timeout_ms);
+	uint64_t idle = uv_now(&c->srv->loop) - c->last_read;
+	uint64_t limit = c->idle_ms;
+	if (idle < limit) {
+		uv_timer_start(&c->idle, idle_timeout, limit - idle, 0);
+		return;
+	}
+	sts_log(c->srv->log, STS_LOG_DEBUG, "conn %lu: idle for %" PRIu64 " ms", c->id, idle);
 	conn_close(c);
 }
 
@@ -861,7 +913,7 @@ read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0)
 		return;
-	uv_timer_again(&c->idle);
+	c->last_read = uv_now(&s->loop);
 	if (c->broken)
 		return;   /* draining after PERM */
 	const char *p = buf->base;
@@ -945,7 +997,9 @@ on_connection(uv_stream_t *lis, int status)
 	if (!s->is_unix)
 		uv_tcp_nodelay(&c->u.tcp, 1);
 	sts_log(s->log, STS_LOG_DEBUG, "conn %lu: accepted", c->id);
-	uv_timer_start(&c->idle, idle_timeout, s->cfg->idle_timeout_ms, s->cfg->idle_timeout_ms);
+	c->idle_ms = s->cfg->idle_timeout_ms;
+	c->last_read = uv_now(&s->loop);
+	uv_timer_start(&c->idle, idle_timeout, c->idle_ms, 0);
 	e = uv_read_start(&c->u.stream, alloc_cb, read_cb);
 	if (e < 0)
 		conn_close(c);
