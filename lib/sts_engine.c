@@ -125,34 +125,11 @@ memo_clear(struct memo_table *t)
 }
 
 static void
-memo_prune(struct memo_table *t, int64_t now)
-{
-	for (size_t i = 0; i < 1024; i++) {
-		for (struct memo **pp = &t->buckets[i]; *pp != NULL;) {
-			struct memo *m = *pp;
-			if (m->until <= now) {
-				*pp = m->next;
-				free(m);
-				t->count--;
-			} else {
-				pp = &m->next;
-			}
-		}
-	}
-}
-
-static void
-memo_put(struct memo_table *t, const char *key, int64_t now, int64_t until, const char *code,
+memo_put(struct memo_table *t, const char *key, int64_t until, const char *code,
 	 const char *message, const char *tlsrpt)
 {
-	if (t->count >= REMEMBER_MAX) {
-		/* Full: drop what has expired; if that frees too little to last,
-		 * everything (bounded memory beats perfect recall, and an O(n)
-		 * prune on every insert would not be bounded time). */
-		memo_prune(t, now);
-		if (t->count > REMEMBER_MAX / 8 * 7)
-			memo_clear(t);
-	}
+	if (t->count >= REMEMBER_MAX)
+		memo_clear(t);   /* bounded memory beats perfect recall */
 	struct memo **pp = &t->buckets[memo_hash(key)];
 	struct memo *m = *pp;
 	while (m != NULL && strcmp(m->key, key) != 0)
@@ -375,8 +352,7 @@ no_record(struct job *j)
 		finish_cached(j);
 		return;
 	}
-	memo_put(&e->negative, j->domain, now_of(e), now_of(e) + e->negative_ttl, j->code,
-		 j->message,
+	memo_put(&e->negative, j->domain, now_of(e) + e->negative_ttl, j->code, j->message,
 		 j->tlsrpt);
 	sts_log(&e->log, STS_LOG_DEBUG, "%s: no MTA-STS policy (%s: %s)", j->domain, j->code,
 		j->message);
@@ -392,8 +368,7 @@ fetch_failed(struct job *j, enum sts_fetch_error err, const char *message)
 	set_error(j, sts_fetch_error_code(err), sts_fetch_tlsrpt_type(err), "%s", message);
 	char key[sizeof ((struct memo *)0)->key];
 	backoff_key(j, key, sizeof key);
-	memo_put(&e->failed, key, now_of(e), now_of(e) + e->backoff, j->code, j->message,
-		 j->tlsrpt);
+	memo_put(&e->failed, key, now_of(e) + e->backoff, j->code, j->message, j->tlsrpt);
 	if (j->cached_valid) {
 		finish_cached(j);
 		return;

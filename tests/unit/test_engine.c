@@ -257,35 +257,6 @@ test_refresh_refetches(void **state)
 	assert_string_equal(f->code, "fetch.timeout");
 }
 
-/* The negative cache is bounded (65,536 entries): when full it first drops
- * what has expired, so recent "no policy" answers survive a burst of
- * old ones instead of the whole table being emptied. */
-static void
-test_negative_cache_bound(void **state)
-{
-	struct fixture *f = *state;
-	f->w.txt_rcode = STS_DNS_NXDOMAIN;
-	char d[64];
-	for (unsigned i = 0; i < 60000; i++) {           /* expire at +300 */
-		snprintf(d, sizeof d, "old%u.example", i);
-		lookup(f, d);
-	}
-	f->now += 200;
-	for (unsigned i = 0; i < 5536; i++) {            /* expire at +500 */
-		snprintf(d, sizeof d, "new%u.example", i);
-		lookup(f, d);
-	}
-	f->now += 150;                                    /* the old ones expired */
-	lookup(f, "one-more.example");                    /* table full: prune */
-	unsigned long q = f->w.txt_queries;
-	lookup(f, "new7.example");
-	lookup(f, "new5535.example");
-	assert_int_equal(f->w.txt_queries, q);            /* still remembered */
-	assert_int_equal(f->status, STS_LOOKUP_NO_POLICY);
-	lookup(f, "old7.example");
-	assert_int_equal(f->w.txt_queries, q + 1);        /* expired: asked again */
-}
-
 /* Rule 16: the cached policy expires max_age after the fetch. */
 static void
 test_expiry(void **state)
@@ -575,7 +546,6 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_fetch_and_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_refetches, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_negative_cache_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_record_negative_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txt_gone_keeps_cached, setup, teardown),
