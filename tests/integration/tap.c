@@ -1,4 +1,6 @@
 /* tap.c: see tap.h. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +10,7 @@
 #include "tap.h"
 
 unsigned tap_n, tap_failed;
+static int guard_fd = -1;   /* write end of the guardian's pipe */
 
 bool
 ok(bool cond, const char *fmt, ...)
@@ -83,4 +86,48 @@ find_tool(const char *name)
 			return found;
 	}
 	return NULL;
+}
+
+void
+tap_guardian_start(void (*on_orphan)(void))
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		bail("pipe2: %s", strerror(errno));
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0)
+		bail("fork: %s", strerror(errno));
+	if (pid > 0) {
+		close(p[0]);
+		guard_fd = p[1];
+		return;
+	}
+	close(p[1]);
+	setsid();
+	int fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {   /* let meson see EOF on the test's output */
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+	}
+	char c = 0;
+	ssize_t n;
+	while ((n = read(p[0], &c, 1)) < 0 && errno == EINTR) {
+	}
+	if (n != 1)
+		on_orphan();
+	_exit(0);
+}
+
+void
+tap_guardian_release(void)
+{
+	if (guard_fd < 0)
+		return;
+	char c = 'd';
+	if (write(guard_fd, &c, 1) != 1)
+		fprintf(stderr, "cannot reach the test's guardian process\n");
+	close(guard_fd);
+	guard_fd = -1;
 }

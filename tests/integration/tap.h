@@ -16,6 +16,14 @@ void diag_file(const char *label, const char *path, int max_lines);
 /* "Bail out! ..." and exit(1); servers are stopped by the test's atexit handler. */
 void bail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/* The guardian: a child process that runs on_orphan (in the child, with
+ * standard streams on /dev/null) when the test dies without calling
+ * tap_guardian_release, so servers a test started never outlive it.
+ * Start it before the loop, curl or c-ares make threads. */
+void tap_guardian_start(void (*on_orphan)(void));
+/* All is well: the guardian exits without running on_orphan. */
+void tap_guardian_release(void);
+
 /* Absolute path of an executable in $PATH or the sbin directories, or NULL.
  * Static buffer. */
 const char *find_tool(const char *name);

@@ -49,7 +49,6 @@ static char root[PATH_MAX];
 static char tmproot[PATH_MAX];
 static char dir_a[PATH_MAX + 8], dir_pw[PATH_MAX + 8], dir_late[PATH_MAX + 8];
 static char sock_a[PATH_MAX + 32];
-static int guard_fd = -1;
 static uv_loop_t loop;
 
 /* ---- servers ---------------------------------------------------------------- */
@@ -131,48 +130,14 @@ servers_down(void)
 	server("kill", dir_late);
 	run("rm -rf '%s'", tmproot);
 	tmproot[0] = '\0';
-	if (guard_fd >= 0) {
-		char d = 'd';
-		if (write(guard_fd, &d, 1) != 1)
-			fprintf(stderr, "test_cache_redis: cannot reach the guardian\n");
-		close(guard_fd);
-		guard_fd = -1;
-	}
+	tap_guardian_release();
 }
 
-/* A child that kills the servers when this process ends without saying so. */
+/* Run by the guardian when the test dies: its servers go too. */
 static void
-start_guardian(void)
+orphaned(void)
 {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) != 0)
-		bail("pipe2: %s", strerror(errno));
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid < 0)
-		bail("fork: %s", strerror(errno));
-	if (pid > 0) {
-		close(p[0]);
-		guard_fd = p[1];
-		return;
-	}
-	close(p[1]);
-	setsid();
-	int fd = open("/dev/null", O_RDWR);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-	}
-	char ch = 0;
-	ssize_t n;
-	while ((n = read(p[0], &ch, 1)) < 0 && errno == EINTR) {
-	}
-	if (n != 1) {
-		guard_fd = -1;
-		servers_down();
-	}
-	_exit(0);
+	servers_down();
 }
 
 static void
@@ -197,7 +162,7 @@ setup(void)
 	snprintf(dir_pw, sizeof dir_pw, "%s/pw", tmproot);
 	snprintf(dir_late, sizeof dir_late, "%s/late", tmproot);
 	snprintf(sock_a, sizeof sock_a, "%s/redis.sock", dir_a);
-	start_guardian();
+	tap_guardian_start(orphaned);
 	atexit(servers_down);
 }
 

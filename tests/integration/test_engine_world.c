@@ -70,7 +70,6 @@ static char wdir[PATH_MAX];      /* tmproot/world */
 static char down_path[PATH_MAX + 32];
 static bool world_made;          /* up was run: down must run */
 static int lock_fd = -1;
-static int guard_fd = -1;        /* write end of the guardian's pipe */
 
 static void
 shell(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -95,18 +94,6 @@ check_quotable(const char *what, const char *s)
 		bail("%s contains a single quote: %s", what, s);
 }
 
-/* Tells the guardian the world needs no more care: 'd' (down) or 'k' (kept). */
-static void
-guardian_release(char why)
-{
-	if (guard_fd < 0)
-		return;
-	if (write(guard_fd, &why, 1) != 1)
-		fprintf(stderr, "test_engine_world: cannot reach the guardian\n");
-	close(guard_fd);
-	guard_fd = -1;
-}
-
 static void
 world_down(void)
 {
@@ -117,7 +104,7 @@ world_down(void)
 	if (getenv("MTASTS_KEEP_WORLD") != NULL) {
 		printf("# world kept in %s (tests/world/down %s)\n", wdir, wdir);
 		fflush(stdout);
-		guardian_release('k');
+		tap_guardian_release();
 		return;
 	}
 	shell(cmd, sizeof cmd, "'%s' '%s' >/dev/null 2>&1", down_path, wdir);
@@ -126,7 +113,7 @@ world_down(void)
 	shell(cmd, sizeof cmd, "rm -rf '%s'", tmproot);
 	if (system(cmd) != 0)
 		fprintf(stderr, "test_engine_world: cannot remove %s\n", tmproot);
-	guardian_release('d');
+	tap_guardian_release();
 }
 
 static void
@@ -142,45 +129,15 @@ guardian_run(const char *file, const char *a1, const char *a2)
 		}
 }
 
-/* A child in a session of its own (so neither a terminal's ^C nor meson's
- * kill of the test's process group reaches it) that holds the read end of
- * a pipe. When this process ends without saying the world is down (exit
- * handlers skipped: SIGTERM, SIGKILL, a sanitizer report), the guardian
- * reads EOF and runs tests/world/down. It keeps the inherited world lock
- * until then, so the next test cannot start while this world still runs.
- * Made before the loop, curl or c-ares start threads. */
+/* Run by the guardian when the test dies without cleaning up: the world is
+ * taken down (unless MTASTS_KEEP_WORLD), so the next test is not blocked. */
 static void
-start_guardian(void)
+world_orphaned(void)
 {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) != 0)
-		bail("pipe2: %s", strerror(errno));
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid < 0)
-		bail("fork: %s", strerror(errno));
-	if (pid > 0) {
-		close(p[0]);
-		guard_fd = p[1];
+	if (getenv("MTASTS_KEEP_WORLD") != NULL)
 		return;
-	}
-	close(p[1]);
-	setsid();
-	int fd = open("/dev/null", O_RDWR);
-	if (fd >= 0) {   /* let meson see EOF on the test's output */
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-	}
-	char c = 0;
-	ssize_t n;
-	while ((n = read(p[0], &c, 1)) < 0 && errno == EINTR) {
-	}
-	if (n != 1 && getenv("MTASTS_KEEP_WORLD") == NULL) {
-		guardian_run(down_path, wdir, NULL);
-		guardian_run("/bin/rm", "-rf", tmproot);
-	}
-	_exit(0);
+	guardian_run(down_path, wdir, NULL);
+	guardian_run("/bin/rm", "-rf", tmproot);
 }
 
 static void
@@ -223,7 +180,7 @@ world_up(void)
 	check_quotable("TMPDIR", tmproot);
 	snprintf(wdir, sizeof wdir, "%s/world", tmproot);
 
-	start_guardian();
+	tap_guardian_start(world_orphaned);
 	world_made = true;
 	char cmd[3 * PATH_MAX], out[PATH_MAX + 16];
 	snprintf(out, sizeof out, "%s/up.out", tmproot);
