@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <mtasts/cache.h>
 #include <mtasts/status.h>
 
 #include "config.h"
@@ -132,6 +133,31 @@ on_hup(void *ctx)
 }
 
 /* ------------------------------------------------------------------------ */
+
+/* What the Redis or PostgreSQL backend would refuse at start, said now
+ * (also by --check-config). The server takes the query parameters off a
+ * redis:// URL itself. */
+static bool
+check_cache_target(const struct stsd_config *c, const char *file)
+{
+	char err[512], url[4096];
+	int rc = 0;
+	if (c->cache.type == STSD_CACHE_REDIS && c->cache.url != NULL) {
+		snprintf(url, sizeof url, "%s", c->cache.url);
+		char *q = strchr(url, '?');
+		if (q != NULL && strncmp(url, "redis://", 8) == 0)
+			*q = '\0';
+		rc = sts_cache_redis_check_url(url, err, sizeof err);
+	} else if (c->cache.type == STSD_CACHE_POSTGRES) {
+		rc = sts_cache_postgres_check_dsn(c->cache.dsn != NULL ? c->cache.dsn : "", err,
+						  sizeof err);
+	}
+	if (rc == 0)
+		return true;
+	fprintf(stderr, "%s: error: cache.options.%s: %s [config.cache.target]\n", file,
+		c->cache.type == STSD_CACHE_REDIS ? "url" : "dsn", err);
+	return false;
+}
 
 static void
 config_release(struct stsd_config *c)
@@ -402,6 +428,8 @@ main(int argc, char **argv)
 		}
 	}
 	print_diags(d, path);
+	if (rc == STS_OK && !check_cache_target(cfgp, path))
+		rc = STS_EINVAL;
 	if (check) {
 		if (rc == STS_OK)
 			printf("%s: configuration OK (%zu warnings)\n", path, d->n_warnings);

@@ -987,6 +987,27 @@ make_label(PQconninfoOption *opts, char *buf, size_t n)
 }
 
 int
+sts_cache_postgres_check_dsn(const char *dsn, char *err, size_t errsz)
+{
+	if (dsn == NULL) {
+		snprintf(err, errsz, "no PostgreSQL DSN given");
+		return -1;
+	}
+	char *perr = NULL;
+	PQconninfoOption *opts = PQconninfoParse(dsn, &perr);
+	if (opts == NULL) {
+		char buf[512];
+		snprintf(err, errsz, "invalid PostgreSQL DSN: %s",
+			 perr != NULL ? one_line(perr, buf, sizeof buf) : "out of memory");
+		PQfreemem(perr);
+		return -1;
+	}
+	bool ok = check_values(opts, err, errsz);
+	PQconninfoFree(opts);
+	return ok ? 0 : -1;
+}
+
+int
 sts_cache_postgres_open(uv_loop_t *loop, const char *dsn, unsigned timeout_ms,
 			const struct sts_logger *log, struct sts_cache **out, char *err,
 			size_t errsz)

@@ -1254,6 +1254,31 @@ parse_unix(struct rcache *c, const char *s, char *err, size_t errsz)
 }
 
 int
+sts_cache_redis_check_url(const char *url, char *err, size_t errsz)
+{
+	struct rcache *c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	int rc;
+	if (url == NULL) {
+		snprintf(err, errsz, "redis cache: no URL");
+		rc = -1;
+	} else if (strncmp(url, "redis://", 8) == 0) {
+		rc = parse_tcp(c, url + 8, err, errsz);
+	} else if (strncmp(url, "unix://", 7) == 0) {
+		rc = parse_unix(c, url + 7, err, errsz);
+	} else {
+		snprintf(err, errsz, "redis URL: give redis://host[:port][/db] or unix:///path");
+		rc = -1;
+	}
+	memset(c->password, 0, sizeof c->password);
+	free(c);
+	return rc != 0 ? -1 : 0;
+}
+
+int
 sts_cache_redis_open(uv_loop_t *loop, const char *url, unsigned timeout_ms,
 		     const struct sts_logger *log, struct sts_cache **out, char *err, size_t errsz)
 {

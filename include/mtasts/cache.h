@@ -88,6 +88,11 @@ int sts_cache_redis_open(uv_loop_t *loop, const char *url, unsigned timeout_ms,
 int sts_cache_postgres_open(uv_loop_t *loop, const char *dsn, unsigned timeout_ms,
 			    const struct sts_logger *log, struct sts_cache **out, char *err,
 			    size_t errsz);
+/* The checks open makes before anything else, without a loop or the
+ * network (for --check-config): 0, or -1 with the reason in err (a URL's
+ * password is never copied there). */
+int sts_cache_redis_check_url(const char *url, char *err, size_t errsz);
+int sts_cache_postgres_check_dsn(const char *dsn, char *err, size_t errsz);
 
 /* Closes and frees; *c becomes NULL. */
 void sts_cache_close(struct sts_cache **c);

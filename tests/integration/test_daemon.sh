@@ -97,6 +97,14 @@ if [ ! -e /etc/mta-sts-daemon.yml ]; then
 	is "--check-config, default file missing: exit 0" "$?" 0
 	like "--check-config, default file missing: built-in defaults" "$(cat "$tmp/cc.out")" "built-in defaults apply"
 fi
+printf 'cache:\n  type: redis\n  options:\n    url: "redis://127.0.0.1:99999/0"\n' >"$tmp/badr.yml"
+"$D" --check-config -c "$tmp/badr.yml" >"$tmp/cc.out" 2>&1
+is "--check-config: a Redis URL the backend refuses: exit 1" "$?" 1
+like "--check-config: ... names the key and the problem" "$(cat "$tmp/cc.out")" "cache.options.url: redis URL: port '99999'"
+printf 'cache:\n  type: postgres\n  options:\n    dsn: "host=127.0.0.1 sslmode=sometimes"\n' >"$tmp/badp.yml"
+"$D" --check-config -c "$tmp/badp.yml" >"$tmp/cc.out" 2>&1
+is "--check-config: a DSN libpq refuses: exit 1" "$?" 1
+like "--check-config: ... with libpq's reason" "$(cat "$tmp/cc.out")" "cache.options.dsn: invalid PostgreSQL DSN: invalid sslmode value"
 "$D" --no-config --check-config >"$tmp/cc.out" 2>&1
 is "--no-config --check-config: exit 0" "$?" 0
 like "--no-config: built-in defaults" "$(cat "$tmp/cc.out")" "not read \(--no-config\): the built-in defaults apply"
