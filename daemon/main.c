@@ -23,6 +23,7 @@
 #include <mtasts/status.h>
 
 #include "config.h"
+#include "netmod.h"
 #include "server.h"
 
 #ifndef STSD_VERSION
@@ -147,10 +148,12 @@ check_cache_target(const struct stsd_config *c, const char *file)
 		char *q = strchr(url, '?');
 		if (q != NULL && strncmp(url, "redis://", 8) == 0)
 			*q = '\0';
-		rc = sts_cache_redis_check_url(url, err, sizeof err);
+		const struct sts_netmod *m = stsd_netmod(err, sizeof err);
+		rc = m == NULL ? -1 : m->redis_check_url(url, err, sizeof err);
 	} else if (c->cache.type == STSD_CACHE_POSTGRES) {
-		rc = sts_cache_postgres_check_dsn(c->cache.dsn != NULL ? c->cache.dsn : "", err,
-						  sizeof err);
+		const struct sts_netmod *m = stsd_netmod(err, sizeof err);
+		rc = m == NULL ? -1 : m->postgres_check_dsn(c->cache.dsn != NULL ? c->cache.dsn : "",
+							    err, sizeof err);
 	}
 	if (rc == 0)
 		return true;

@@ -15,7 +15,6 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
-#include <systemd/sd-daemon.h>
 #include <uv.h>
 
 #include <mtasts/engine.h>
@@ -23,7 +22,9 @@
 #include <mtasts/status.h>
 
 #include "metrics.h"
+#include "netmod.h"
 #include "proactive.h"
+#include "sd.h"
 #include "server.h"
 
 #define MEMO_BUCKETS 4096u
@@ -115,10 +116,15 @@ struct stsd_server {
 	void *hup_ctx;
 
 	struct sts_dns *dns;
-	struct sts_fetcher *fetcher;
+	struct sts_fetcher *fetcher;     /* made at the first fetch (the module loads then) */
+	const struct sts_netmod *net;    /* the network module, once loaded */
+	struct sts_fetch_opts fopts;     /* for the fetcher; strings owned below */
+	char *fopt_ca_file, *fopt_proxy;
+	bool net_failed_logged;
 	struct sts_cache *cache;         /* the backend behind an observer (below) */
 	struct sts_cache *observed;      /* what the engine uses: counts backend health */
 	struct sts_engine *engine;
+	struct sts_engine_io io;         /* DNS here, HTTPS through the module */
 	struct stsd_proactive_runner *proactive;
 	struct stsd_metrics metrics;
 	struct stsd_metrics_http *metrics_http;
@@ -138,6 +144,7 @@ struct stsd_server {
 };
 
 static void conn_flush(struct conn *c);
+static const struct sts_netmod *net_module(struct stsd_server *s, char *err, size_t errsz);
 static void conn_close(struct conn *c);
 static void server_maybe_finish(struct stsd_server *s);
 
@@ -1037,7 +1044,8 @@ server_maybe_finish(struct stsd_server *s)
 	}
 	sts_engine_free(&s->engine);
 	sts_dns_free(&s->dns);
-	sts_fetcher_free(&s->fetcher);
+	if (s->fetcher != NULL)
+		s->net->fetcher_free(&s->fetcher);
 	/* A network backend's reconnect timer would keep the loop running. */
 	sts_cache_close(&s->observed);
 	sts_cache_close(&s->cache);
@@ -1059,7 +1067,7 @@ server_stop(struct stsd_server *s, const char *why)
 	if (s->stopping)
 		return;
 	s->stopping = true;
-	sd_notify(0, "STOPPING=1");
+	stsd_sd_notify("STOPPING=1");
 	stsd_proactive_stop(&s->proactive);
 	sts_log(s->log, STS_LOG_INFO, "%s: stopping (%u connections, at most %u ms)", why,
 		s->n_conns, s->cfg->shutdown_timeout_ms);
@@ -1218,17 +1226,17 @@ listen_tcp(struct stsd_server *s, char *err, size_t errsz)
 static int
 listen_activated(struct stsd_server *s, int nfds, char *err, size_t errsz)
 {
-	int fd = SD_LISTEN_FDS_START;
+	int fd = STSD_LISTEN_FDS_START;
 	if (nfds > 1)
 		sts_log(s->log, STS_LOG_WARNING, "socket activation passed %d sockets: using the"
 			" first, ignoring the others", nfds);
 	int e;
-	if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) > 0) {
+	if (stsd_sd_is_unix_listener(fd)) {
 		s->is_unix = true;
 		uv_pipe_init(&s->loop, &s->lis.pipe, 0);
 		s->lis_ok = true;
 		e = uv_pipe_open(&s->lis.pipe, fd);
-	} else if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) > 0) {
+	} else if (stsd_sd_is_inet_listener(fd)) {
 		uv_tcp_init(&s->loop, &s->lis.tcp);
 		s->lis_ok = true;
 		e = uv_tcp_open(&s->lis.tcp, fd);
@@ -1270,7 +1278,9 @@ stsd_server_new(const struct stsd_config *cfg, const struct sts_logger *log,
 	*out = s;
 	signal(SIGPIPE, SIG_IGN);
 
-	int nfds = sd_listen_fds(1);
+	int nfds = stsd_sd_listen_fds(err, errsz);
+	if (nfds < 0)
+		return -1;
 	if (nfds > 0) {
 		if (listen_activated(s, nfds, err, errsz) != 0)
 			return -1;
@@ -1320,9 +1330,14 @@ stsd_server_new(const struct stsd_config *cfg, const struct sts_logger *log,
 			sep != NULL ? (int)(sep - proxy + 3) : 0, proxy,
 			at != NULL ? at + 1 : sep != NULL ? sep + 3 : proxy, proxy_from);
 	}
-	struct sts_fetch_opts fopts = { .ca_file = cfg->ca_file, .timeout_ms = t, .proxy = proxy };
-	if (sts_fetcher_new(&s->loop, &fopts, &s->fetcher, err, errsz) != 0)
+	/* The fetcher itself is made at the first fetch (net_fetch). */
+	if ((cfg->ca_file != NULL && (s->fopt_ca_file = strdup(cfg->ca_file)) == NULL) ||
+	    (proxy != NULL && (s->fopt_proxy = strdup(proxy)) == NULL)) {
+		snprintf(err, errsz, "out of memory");
 		return -1;
+	}
+	s->fopts = (struct sts_fetch_opts){ .ca_file = s->fopt_ca_file, .timeout_ms = t,
+					    .proxy = s->fopt_proxy };
 	return 0;
 }
 
@@ -1571,15 +1586,17 @@ open_cache(struct stsd_server *s, char *err, size_t errsz)
 		unsigned t = option_ms(s, "socket_timeout", 5000);
 		char url[4096];
 		redis_url_params(s, cfg->cache.url, url, sizeof url, &t);
-		if (sts_cache_redis_open(&s->loop, url, t, s->log, &s->cache, err, errsz) != 0)
+		if (net_module(s, err, errsz) == NULL ||
+		    s->net->redis_open(&s->loop, url, t, s->log, &s->cache, err, errsz) != 0)
 			return -1;
 		sts_log(s->log, STS_LOG_INFO, "policy cache: Redis (timeout %u ms)", t);
 		return 0;
 	}
 	case STSD_CACHE_POSTGRES: {
 		const char *dsn = cfg->cache.dsn != NULL ? cfg->cache.dsn : "";
-		if (sts_cache_postgres_open(&s->loop, dsn, cfg->cache.timeout_ms, s->log,
-					    &s->cache, err, errsz) != 0)
+		if (net_module(s, err, errsz) == NULL ||
+		    s->net->postgres_open(&s->loop, dsn, cfg->cache.timeout_ms, s->log, &s->cache,
+					  err, errsz) != 0)
 			return -1;
 		sts_log(s->log, STS_LOG_INFO, "policy cache: PostgreSQL (timeout %u ms)",
 			cfg->cache.timeout_ms);
@@ -1629,6 +1646,49 @@ start_extras(struct stsd_server *s, char *err, size_t errsz)
 	return 0;
 }
 
+/* The engine's I/O: DNS through c-ares in this process; HTTPS through the
+ * network module, loaded (and the fetcher made) at the first fetch. */
+static void
+net_txt(void *ctx, const char *name, sts_dns_cb cb, void *arg)
+{
+	sts_dns_txt(((struct stsd_server *)ctx)->dns, name, cb, arg);
+}
+
+static void
+net_addrs(void *ctx, const char *name, sts_dns_cb cb, void *arg)
+{
+	sts_dns_addrs(((struct stsd_server *)ctx)->dns, name, cb, arg);
+}
+
+static const struct sts_netmod *
+net_module(struct stsd_server *s, char *err, size_t errsz)
+{
+	if (s->net == NULL && (s->net = stsd_netmod(err, errsz)) != NULL)
+		sts_log(s->log, STS_LOG_DEBUG, "network module loaded");
+	return s->net;
+}
+
+static void
+net_fetch(void *ctx, const char *domain, const char *const *addrs, size_t n, sts_fetch_cb cb,
+	  void *arg)
+{
+	struct stsd_server *s = ctx;
+	char err[1024] = "";
+	if (s->fetcher == NULL && net_module(s, err, sizeof err) != NULL &&
+	    s->net->fetcher_new(&s->loop, &s->fopts, &s->fetcher, err, sizeof err) != 0)
+		s->fetcher = NULL;
+	if (s->fetcher == NULL) {
+		if (!s->net_failed_logged)
+			sts_log(s->log, STS_LOG_ERROR, "no policy can be fetched: %s", err);
+		s->net_failed_logged = true;
+		struct sts_fetch_result r = { .error = STS_FETCH_INTERNAL };
+		snprintf(r.message, sizeof r.message, "HTTPS is not available: %s", err);
+		cb(arg, &r);
+		return;
+	}
+	s->net->fetch_policy(s->fetcher, domain, addrs, n, cb, arg);
+}
+
 /* The engine keeps a copy of its logger; this one follows the daemon's
  * level, which a reload may change. */
 static void
@@ -1657,9 +1717,10 @@ stsd_server_start(struct stsd_server *s, char *err, size_t errsz)
 	ob->srv = s;
 	ob->inner = s->cache;
 	s->observed = &ob->base;
+	s->io = (struct sts_engine_io){ .ctx = s, .txt = net_txt, .addrs = net_addrs,
+					.fetch = net_fetch };
 	struct sts_engine_opts eo = {
-		.dns = s->dns,
-		.fetcher = s->fetcher,
+		.io = &s->io,
 		.cache = s->observed,
 		.log = { .fn = engine_log, .ctx = s, .max = STS_LOG_DEBUG },
 		.negative_ttl = cfg->negative_ttl_s > 0 ? cfg->negative_ttl_s : 1,
@@ -1687,7 +1748,7 @@ stsd_server_start(struct stsd_server *s, char *err, size_t errsz)
 	else
 		snprintf(where, sizeof where, "%s:%u", cfg->host, (unsigned)cfg->port);
 	sts_log(s->log, STS_LOG_INFO, "listening on %s", where);
-	sd_notifyf(0, "READY=1\nSTATUS=answering on %s\nMAINPID=%lu", where,
+	stsd_sd_notifyf("READY=1\nSTATUS=answering on %s\nMAINPID=%lu", where,
 		   (unsigned long)getpid());
 	return 0;
 }
@@ -1715,7 +1776,7 @@ stsd_server_reload(struct stsd_server *s, const struct stsd_config *cfg, char *e
 	/* systemd's Type=notify-reload wants the time the reload started. */
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+	stsd_sd_notifyf("RELOADING=1\nMONOTONIC_USEC=%llu",
 		   (unsigned long long)ts.tv_sec * 1000000ull +
 			   (unsigned long long)ts.tv_nsec / 1000ull);
 	reload_warn(s, !s->activated && (str_differ(old->host, cfg->host) ||
@@ -1789,7 +1850,7 @@ stsd_server_reload(struct stsd_server *s, const struct stsd_config *cfg, char *e
 		}
 	}
 	sts_log(s->log, STS_LOG_INFO, "reload: configuration applied (%zu zones)", cfg->n_zones);
-	sd_notify(0, "READY=1");
+	stsd_sd_notify("READY=1");
 	return rc;
 }
 
@@ -1822,7 +1883,8 @@ stsd_server_free(struct stsd_server **sp)
 		}
 		sts_engine_free(&s->engine);
 		sts_dns_free(&s->dns);
-		sts_fetcher_free(&s->fetcher);
+		if (s->fetcher != NULL)
+			s->net->fetcher_free(&s->fetcher);
 		uv_run(&s->loop, UV_RUN_DEFAULT);
 	}
 	stsd_proactive_stop(&s->proactive);
@@ -1838,6 +1900,8 @@ stsd_server_free(struct stsd_server **sp)
 	if (s->unix_bound && s->unix_path != NULL)
 		unlink(s->unix_path);
 	free(s->unix_path);
+	free(s->fopt_ca_file);
+	free(s->fopt_proxy);
 	memo_clear(s);
 	free(s);
 }

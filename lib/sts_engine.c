@@ -182,10 +182,21 @@ io_addrs(void *ctx, const char *name, sts_dns_cb cb, void *arg)
 	sts_dns_addrs(((struct real_io *)ctx)->dns, name, cb, arg);
 }
 
+/* Weak: a program that gives the engine its own I/O (mta-stsd loads the
+ * HTTPS stack only when it first needs it) does not link libcurl for the
+ * default I/O it never uses. */
+#pragma weak sts_fetch_policy
+
 static void
 io_fetch(void *ctx, const char *domain, const char *const *addrs, size_t n, sts_fetch_cb cb,
 	 void *arg)
 {
+	if (sts_fetch_policy == NULL) {
+		struct sts_fetch_result r = { .error = STS_FETCH_INTERNAL };
+		snprintf(r.message, sizeof r.message, "no HTTPS fetcher in this program");
+		cb(arg, &r);
+		return;
+	}
 	sts_fetch_policy(((struct real_io *)ctx)->fetcher, domain, addrs, n, cb, arg);
 }
 

@@ -576,6 +576,37 @@ is "https_proxy: none: the proxy saw nothing" "$(wc -l <"$tmp/proxy.log")" 0
 kill -TERM "$XPID"; wait "$XPID"
 kill "$PXPID" 2>/dev/null; wait "$PXPID" 2>/dev/null
 
+# --- the network module loads at the first fetch -----------------------------------------
+cat >"$tmp/nm.yml" <<Y
+host: 127.0.0.1
+port: 18480
+resolver: ["$RESOLVER"]
+ca_file: $CA_FILE
+cache:
+  type: internal
+Y
+"$D" -c "$tmp/nm.yml" -l "$tmp/nm.log" &
+NMPID=$!
+wait_port 18480
+maps() { grep -cE "libcurl|libssl|libpq|libhiredis|libsystemd|mtasts-net" "/proc/$NMPID/maps"; }
+is "netmod: an idle daemon maps no libcurl, OpenSSL, libpq, hiredis or libsystemd" "$(maps)" 0
+is "netmod: the first fetch works" "$(timeout 30 python3 "$SM" 127.0.0.1:18480 'postfix enforce.test')" "$OK_ENFORCE"
+like "netmod: ... and has loaded the module" "$(grep -c 'mtasts-net.so' "/proc/$NMPID/maps")" "^[1-9]"
+kill -TERM "$NMPID"; wait "$NMPID"
+is "netmod: SIGTERM exit 0" "$?" 0
+MTASTS_NETMOD=$tmp/no-such-module.so "$D" -c "$tmp/nm.yml" -l "$tmp/nm2.log" &
+NMPID=$!
+wait_port 18480
+is "netmod missing: the daemon still answers (NOTFOUND)" "$(timeout 30 python3 "$SM" 127.0.0.1:18480 'postfix enforce.test')" "NOTFOUND "
+like "netmod missing: the log names the module and what to do" "$(cat "$tmp/nm2.log")" \
+	"no policy can be fetched: cannot load the network module .*no-such-module\.so.*set MTASTS_NETMOD"
+is "netmod missing: [1.2.3.4] still NOTFOUND" "$(timeout 30 python3 "$SM" 127.0.0.1:18480 'postfix [1.2.3.4]')" "NOTFOUND "
+kill -TERM "$NMPID"; wait "$NMPID"
+is "netmod missing: SIGTERM exit 0" "$?" 0
+MTASTS_NETMOD=$tmp/no-such-module.so "$D" --check-config -c "$tmp/badr.yml" >"$tmp/cc.out" 2>&1
+is "netmod missing: --check-config of a Redis cache fails" "$?" 1
+like "netmod missing: ... saying why" "$(cat "$tmp/cc.out")" "cannot load the network module"
+
 # --- the answer map drops its least recently used entry when full ------------------------
 cat >"$tmp/lru.yml" <<Y
 host: 127.0.0.1

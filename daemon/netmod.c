@@ -1,0 +1,84 @@
+/* netmod.c: loads mtasts-net.so on first use (see netmod.h). */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "netmod.h"
+
+#ifndef STSD_NETMOD_PATH
+#define STSD_NETMOD_PATH "/usr/local/lib/mtasts/" STS_NETMOD_FILE
+#endif
+
+static const struct sts_netmod *loaded;
+static char failure[1024];
+
+static void *
+try_open(const char *path, char *why, size_t whysz)
+{
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL) {
+		const char *e = dlerror();
+		size_t used = strlen(why);
+		snprintf(why + used, whysz - used, "%s%s", used ? "; " : "", e ? e : path);
+	}
+	return h;
+}
+
+const struct sts_netmod *
+stsd_netmod(char *err, size_t errsz)
+{
+	if (loaded != NULL)
+		return loaded;
+	if (failure[0] != '\0') {
+		snprintf(err, errsz, "%s", failure);
+		return NULL;
+	}
+	char why[900] = "";
+	void *h = NULL;
+	const char *env = getenv("MTASTS_NETMOD");
+	if (env != NULL && env[0] != '\0') {
+		h = try_open(env, why, sizeof why);
+	} else {
+		/* The build tree: build/daemon/mta-stsd next to build/lib/. */
+		char exe[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+		if (n > 0) {
+			exe[n] = '\0';
+			char *slash = strrchr(exe, '/');
+			if (slash != NULL) {
+				*slash = '\0';
+				char path[PATH_MAX + 32];
+				snprintf(path, sizeof path, "%s/../lib/%s", exe, STS_NETMOD_FILE);
+				if (access(path, F_OK) == 0)
+					h = try_open(path, why, sizeof why);
+			}
+		}
+		if (h == NULL)
+			h = try_open(STSD_NETMOD_PATH, why, sizeof why);
+	}
+	const struct sts_netmod *m = NULL;
+	if (h != NULL) {
+		m = dlsym(h, STS_NETMOD_SYMBOL);
+		if (m == NULL)
+			snprintf(why, sizeof why, "%s has no %s: not an mtasts network module",
+				 env != NULL ? env : STS_NETMOD_FILE, STS_NETMOD_SYMBOL);
+		else if (m->version != STS_NETMOD_VERSION || m->size != sizeof *m) {
+			snprintf(why, sizeof why, "%s is version %u, mta-stsd needs %u: install the"
+				 " module of the same build", STS_NETMOD_FILE, m->version,
+				 STS_NETMOD_VERSION);
+			m = NULL;
+		}
+	}
+	if (m == NULL) {
+		snprintf(failure, sizeof failure, "cannot load the network module (HTTPS fetches,"
+			 " Redis, PostgreSQL): %s; reinstall mtasts or set MTASTS_NETMOD to the"
+			 " path of %s", why, STS_NETMOD_FILE);
+		snprintf(err, errsz, "%s", failure);
+		return NULL;
+	}
+	loaded = m;
+	return m;
+}
