@@ -27,6 +27,30 @@ try_open(const char *path, char *why, size_t whysz)
 	return h;
 }
 
+bool
+stsd_netmod_find(char *path, size_t pathsz)
+{
+	const char *env = getenv("MTASTS_NETMOD");
+	if (env != NULL && env[0] != '\0') {
+		snprintf(path, pathsz, "%s", env);
+		return access(path, R_OK) == 0;
+	}
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			snprintf(path, pathsz, "%s/../lib/%s", exe, STS_NETMOD_FILE);
+			if (access(path, R_OK) == 0)
+				return true;
+		}
+	}
+	snprintf(path, pathsz, "%s", STSD_NETMOD_PATH);
+	return access(path, R_OK) == 0;
+}
+
 const struct sts_netmod *
 stsd_netmod(char *err, size_t errsz)
 {

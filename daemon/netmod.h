@@ -6,9 +6,14 @@
 #ifndef STSD_NETMOD_H
 #define STSD_NETMOD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <mtasts/netmod.h>
+
+/* Where the module would be loaded from (into path), and whether that file
+ * is readable; nothing is loaded. For an early warning. */
+bool stsd_netmod_find(char *path, size_t pathsz);
 
 /* The module's table, or NULL with the reason (paths tried, dlerror) in
  * err. A failure is remembered: later calls give the same answer. */

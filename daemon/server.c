@@ -1705,6 +1705,11 @@ stsd_server_start(struct stsd_server *s, char *err, size_t errsz)
 	const struct stsd_config *cfg = s->cfg;
 	if (open_cache(s, err, errsz) != 0)
 		return -1;
+	char mod[4096];
+	if (!stsd_netmod_find(mod, sizeof mod))
+		sts_log(s->log, STS_LOG_WARNING, "the network module %s is missing or unreadable:"
+			" no policy can be fetched until it is installed (or MTASTS_NETMOD names"
+			" it)", mod);
 	s->metrics.backend_up = 1;
 	s->metrics.version = STSD_VERSION;
 	struct observer *ob = calloc(1, sizeof *ob);

@@ -600,6 +600,7 @@ wait_port 18480
 is "netmod missing: the daemon still answers (NOTFOUND)" "$(timeout 30 python3 "$SM" 127.0.0.1:18480 'postfix enforce.test')" "NOTFOUND "
 like "netmod missing: the log names the module and what to do" "$(cat "$tmp/nm2.log")" \
 	"no policy can be fetched: cannot load the network module .*no-such-module\.so.*set MTASTS_NETMOD"
+like "netmod missing: a warning at start already" "$(cat "$tmp/nm2.log")" "network module .*no-such-module\.so is missing or unreadable"
 is "netmod missing: [1.2.3.4] still NOTFOUND" "$(timeout 30 python3 "$SM" 127.0.0.1:18480 'postfix [1.2.3.4]')" "NOTFOUND "
 kill -TERM "$NMPID"; wait "$NMPID"
 is "netmod missing: SIGTERM exit 0" "$?" 0
