@@ -60,38 +60,18 @@ stsd_netmod(char *err, size_t errsz)
 		snprintf(err, errsz, "%s", failure);
 		return NULL;
 	}
-	char why[900] = "";
-	void *h = NULL;
-	const char *env = getenv("MTASTS_NETMOD");
-	if (env != NULL && env[0] != '\0') {
-		h = try_open(env, why, sizeof why);
-	} else {
-		/* The build tree: build/daemon/mta-stsd next to build/lib/. */
-		char exe[PATH_MAX];
-		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-		if (n > 0) {
-			exe[n] = '\0';
-			char *slash = strrchr(exe, '/');
-			if (slash != NULL) {
-				*slash = '\0';
-				char path[PATH_MAX + 32];
-				snprintf(path, sizeof path, "%s/../lib/%s", exe, STS_NETMOD_FILE);
-				if (access(path, F_OK) == 0)
-					h = try_open(path, why, sizeof why);
-			}
-		}
-		if (h == NULL)
-			h = try_open(STSD_NETMOD_PATH, why, sizeof why);
-	}
+	char why[900] = "", path[PATH_MAX + 32];
+	(void)stsd_netmod_find(path, sizeof path);
+	void *h = try_open(path, why, sizeof why);
 	const struct sts_netmod *m = NULL;
 	if (h != NULL) {
 		m = dlsym(h, STS_NETMOD_SYMBOL);
 		if (m == NULL)
 			snprintf(why, sizeof why, "%s has no %s: not an mtasts network module",
-				 env != NULL ? env : STS_NETMOD_FILE, STS_NETMOD_SYMBOL);
+				 path, STS_NETMOD_SYMBOL);
 		else if (m->version != STS_NETMOD_VERSION || m->size != sizeof *m) {
 			snprintf(why, sizeof why, "%s is version %u, mta-stsd needs %u: install the"
-				 " module of the same build", STS_NETMOD_FILE, m->version,
+				 " module of the same build", path, m->version,
 				 STS_NETMOD_VERSION);
 			m = NULL;
 		}

@@ -1013,24 +1013,11 @@ sts_cache_postgres_open(uv_loop_t *loop, const char *dsn, unsigned timeout_ms,
 			size_t errsz)
 {
 	*out = NULL;
-	if (dsn == NULL) {
-		snprintf(err, errsz, "no PostgreSQL DSN given");
+	if (sts_cache_postgres_check_dsn(dsn, err, errsz) != 0)
 		return -1;
-	}
-	char *perr = NULL;
-	PQconninfoOption *opts = PQconninfoParse(dsn, &perr);
+	PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
 	if (opts == NULL) {
-		char buf[512];
-		if (perr != NULL)
-			snprintf(err, errsz, "invalid PostgreSQL DSN: %s",
-				 one_line(perr, buf, sizeof buf));
-		else
-			snprintf(err, errsz, "invalid PostgreSQL DSN: out of memory");
-		PQfreemem(perr);
-		return -1;
-	}
-	if (!check_values(opts, err, errsz)) {
-		PQconninfoFree(opts);
+		snprintf(err, errsz, "out of memory");
 		return -1;
 	}
 	struct pg_cache *c = calloc(1, sizeof *c);
