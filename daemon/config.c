@@ -2532,3 +2532,49 @@ stsd_config_write(const struct stsd_config *c, struct sts_buf *b)
 #undef TRY
 	return rc;
 }
+
+unsigned
+stsd_seconds_ms(const char *text)
+{
+	char *end = NULL;
+	double v = strtod(text, &end);
+	if (end == text || *end != '\0' || !(v >= 0.001 && v <= 3600))
+		return 0;
+	return (unsigned)(v * 1000.0);
+}
+
+void
+stsd_redis_target(const char *url_in, char *url, size_t urlsz, unsigned *timeout_ms,
+		  char *unused, size_t unusedsz)
+{
+	snprintf(url, urlsz, "%s", url_in);
+	if (unusedsz > 0)
+		unused[0] = '\0';
+	char *q = strchr(url, '?');
+	if (q == NULL)
+		return;
+	*q++ = '\0';
+	char db[16] = "";
+	for (char *save = NULL, *kv = strtok_r(q, "&", &save); kv != NULL;
+	     kv = strtok_r(NULL, "&", &save)) {
+		char *v = strchr(kv, '=');
+		if (v != NULL)
+			*v++ = '\0';
+		if (strcmp(kv, "socket_timeout") == 0 && v != NULL && stsd_seconds_ms(v) > 0) {
+			*timeout_ms = stsd_seconds_ms(v);
+		} else if (strcmp(kv, "db") == 0 && v != NULL && *v != '\0' &&
+			   strlen(v) < sizeof db && strspn(v, "0123456789") == strlen(v)) {
+			snprintf(db, sizeof db, "%s", v);
+		} else {
+			size_t used = strlen(unused);
+			snprintf(unused + used, unusedsz - used, "%s%s", used ? "," : "", kv);
+		}
+	}
+	if (db[0] == '\0')
+		return;
+	size_t len = strlen(url);
+	if (strncmp(url, "unix://", 7) == 0)
+		snprintf(url + len, urlsz - len, "?db=%s", db);
+	else if (strncmp(url, "redis://", 8) == 0 && strchr(url + 8, '/') == NULL)
+		snprintf(url + len, urlsz - len, "/%s", db);
+}

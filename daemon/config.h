@@ -199,4 +199,19 @@ int stsd_config_write(const struct stsd_config *c, struct sts_buf *out);
 
 const char *stsd_cache_type_name(enum stsd_cache_type t);
 
+/* Seconds (whole or fractional) as milliseconds, from 1 ms to 3600 s; 0
+ * when text is not such a number. For pass-through options such as
+ * socket_timeout. */
+unsigned stsd_seconds_ms(const char *text);
+
+/* The Redis URL and operation timeout the backend gets. The peer hands its
+ * URL to redis-py, which also reads parameters from the query string
+ * (redis://host/0?socket_timeout=5); hiredis does not, so socket_timeout
+ * and db are taken from it here (a db in the path wins; unix:// keeps
+ * ?db=N). *timeout_ms holds the value to use when the URL gives none. The
+ * names of the other parameters go to unused, comma-separated ("" when
+ * none), for the caller to report. */
+void stsd_redis_target(const char *url_in, char *url, size_t urlsz, unsigned *timeout_ms,
+		       char *unused, size_t unusedsz);
+
 #endif

@@ -136,18 +136,16 @@ on_hup(void *ctx)
 /* ------------------------------------------------------------------------ */
 
 /* What the Redis or PostgreSQL backend would refuse at start, said now
- * (also by --check-config). The server takes the query parameters off a
- * redis:// URL itself. */
+ * (also by --check-config), on the URL the server would give it. */
 static bool
 check_cache_target(const struct stsd_config *c, const char *file)
 {
 	char err[512], url[4096];
 	int rc = 0;
 	if (c->cache.type == STSD_CACHE_REDIS && c->cache.url != NULL) {
-		snprintf(url, sizeof url, "%s", c->cache.url);
-		char *q = strchr(url, '?');
-		if (q != NULL && strncmp(url, "redis://", 8) == 0)
-			*q = '\0';
+		char unused[512];
+		unsigned timeout_ms = 0;
+		stsd_redis_target(c->cache.url, url, sizeof url, &timeout_ms, unused, sizeof unused);
 		const struct sts_netmod *m = stsd_netmod(err, sizeof err);
 		rc = m == NULL ? -1 : m->redis_check_url(url, err, sizeof err);
 	} else if (c->cache.type == STSD_CACHE_POSTGRES) {

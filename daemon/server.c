@@ -1486,17 +1486,6 @@ static const struct sts_cache_ops observer_ops = {
 	.close = obs_close,
 };
 
-/* Seconds as milliseconds, (0, 3600] s; 0 when text is not such a number. */
-static unsigned
-seconds_ms(const char *text)
-{
-	char *end = NULL;
-	double v = strtod(text, &end);
-	if (end == text || *end != '\0' || !(v > 0 && v <= 3600))
-		return 0;
-	return (unsigned)(v * 1000.0);
-}
-
 /* A redis option's value as seconds (socket_timeout: 5), else dflt_ms. */
 static unsigned
 option_ms(const struct stsd_server *s, const char *key, unsigned dflt_ms)
@@ -1505,54 +1494,13 @@ option_ms(const struct stsd_server *s, const char *key, unsigned dflt_ms)
 	for (size_t i = 0; i < k->n_options; i++) {
 		if (strcmp(k->options[i].key, key) != 0)
 			continue;
-		unsigned ms = seconds_ms(k->options[i].value);
+		unsigned ms = stsd_seconds_ms(k->options[i].value);
 		if (ms > 0)
 			return ms;
 		sts_log(s->log, STS_LOG_WARNING, "cache.options.%s: '%s' is not a number of seconds"
 			" from 0.001 to 3600: using %u s", key, k->options[i].value, dflt_ms / 1000);
 	}
 	return dflt_ms;
-}
-
-/* The peer hands its URL to redis-py, which also reads parameters from the
- * query string (redis://host/0?socket_timeout=5). hiredis does not: take
- * socket_timeout and db from it, say which others are not used, and give
- * the backend the URL without them. */
-static void
-redis_url_params(const struct stsd_server *s, const char *in, char *out, size_t outsz,
-		 unsigned *timeout_ms)
-{
-	snprintf(out, outsz, "%s", in);
-	char *q = strchr(out, '?');
-	if (q == NULL)
-		return;
-	*q++ = '\0';
-	char db[16] = "";
-	for (char *save = NULL, *kv = strtok_r(q, "&", &save); kv != NULL;
-	     kv = strtok_r(NULL, "&", &save)) {
-		char *v = strchr(kv, '=');
-		if (v != NULL)
-			*v++ = '\0';
-		if (strcmp(kv, "socket_timeout") == 0 && v != NULL && seconds_ms(v) > 0)
-			*timeout_ms = seconds_ms(v);
-		else if (strcmp(kv, "db") == 0 && v != NULL && strlen(v) < sizeof db &&
-			 strspn(v, "0123456789") == strlen(v) && *v != '\0')
-			snprintf(db, sizeof db, "%s", v);
-		else
-			sts_log(s->log, STS_LOG_WARNING, "cache.options.url: parameter '%s' is not"
-				" used by mta-stsd", kv);
-	}
-	if (db[0] == '\0')
-		return;
-	size_t len = strlen(out);
-	if (strncmp(out, "unix://", 7) == 0) {
-		snprintf(out + len, outsz - len, "?db=%s", db);
-		return;
-	}
-	/* redis://host[:port][/db]: a path wins over the parameter */
-	const char *hostpart = out + 8;
-	if (strchr(hostpart, '/') == NULL)
-		snprintf(out + len, outsz - len, "/%s", db);
 }
 
 static int
@@ -1584,8 +1532,12 @@ open_cache(struct stsd_server *s, char *err, size_t errsz)
 			return -1;
 		}
 		unsigned t = option_ms(s, "socket_timeout", 5000);
-		char url[4096];
-		redis_url_params(s, cfg->cache.url, url, sizeof url, &t);
+		char url[4096], unused[512];
+		stsd_redis_target(cfg->cache.url, url, sizeof url, &t, unused, sizeof unused);
+		for (char *save = NULL, *p = strtok_r(unused, ",", &save); p != NULL;
+		     p = strtok_r(NULL, ",", &save))
+			sts_log(s->log, STS_LOG_WARNING, "cache.options.url: parameter '%s' is not"
+				" used by mta-stsd", p);
 		if (net_module(s, err, errsz) == NULL ||
 		    s->net->redis_open(&s->loop, url, t, s->log, &s->cache, err, errsz) != 0)
 			return -1;

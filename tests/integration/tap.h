@@ -24,6 +24,10 @@ void tap_guardian_start(void (*on_orphan)(void));
 /* All is well: the guardian exits without running on_orphan. */
 void tap_guardian_release(void);
 
+/* Runs a shell command made like printf (bail if it is too long) and
+ * returns its exit status (-1 when it could not run, 128 when killed). */
+int tap_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Absolute path of an executable in $PATH or the sbin directories, or NULL.
  * Static buffer. */
 const char *find_tool(const char *name);

@@ -53,28 +53,10 @@ static char dsn[512], sockdir[PATH_MAX + 8], pgbin[PATH_MAX], pw_user[64], pw_pa
 
 /* ---- the server ---------------------------------------------------------- */
 
-static int
-run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-run(const char *fmt, ...)
-{
-	char cmd[4 * PATH_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof cmd)
-		bail("command too long");
-	fflush(stdout);
-	int rc = system(cmd);
-	return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 static void
 server(const char *what)
 {
-	if (run("'%s' %s '%s' %d >'%s/server.out' 2>&1", script, what, pgdir,
+	if (tap_run("'%s' %s '%s' %d >'%s/server.out' 2>&1", script, what, pgdir,
 		strcmp(what, "start") == 0 ? PG_PORT : 0, tmproot) != 0) {
 		char out[PATH_MAX + 16];
 		snprintf(out, sizeof out, "%s/server.out", tmproot);
@@ -88,10 +70,10 @@ cleanup(void)
 {
 	if (server_made) {
 		server_made = false;
-		run("'%s' stop '%s' >/dev/null 2>&1", script, pgdir);
+		tap_run("'%s' stop '%s' >/dev/null 2>&1", script, pgdir);
 	}
 	if (tmproot[0] != '\0' && getenv("MTASTS_KEEP_PG") == NULL)
-		run("rm -rf '%s'", tmproot);
+		tap_run("rm -rf '%s'", tmproot);
 }
 
 static void
@@ -160,7 +142,7 @@ setup_server(void)
 static int
 psql(const char *sql)
 {
-	return run("'%s/psql' -X -q -v ON_ERROR_STOP=1 -h '%s' -p %d -U postgres -d mtasts"
+	return tap_run("'%s/psql' -X -q -v ON_ERROR_STOP=1 -h '%s' -p %d -U postgres -d mtasts"
 		   " -c \"%s\" >>'%s/psql.out' 2>&1", pgbin, sockdir, PG_PORT, sql, tmproot);
 }
 

@@ -53,24 +53,6 @@ static uv_loop_t loop;
 
 /* ---- servers ---------------------------------------------------------------- */
 
-static int
-run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-run(const char *fmt, ...)
-{
-	char cmd[4 * PATH_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof cmd)
-		bail("command too long");
-	fflush(stdout);
-	int rc = system(cmd);
-	return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 /* First line of a command's output, trailing newline cut; "" on failure. */
 static const char *
 capture(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -102,7 +84,7 @@ capture(const char *fmt, ...)
 static void
 server_start(const char *dir, int port, const char *password)
 {
-	int rc = run("%sREDIS_PASSWORD='%s' '%s/tests/servers/redis' start '%s' %d >'%s.out' 2>&1",
+	int rc = tap_run("%sREDIS_PASSWORD='%s' '%s/tests/servers/redis' start '%s' %d >'%s.out' 2>&1",
 		     "", password != NULL ? password : "", root, dir, port, dir);
 	if (rc != 0) {
 		char out[PATH_MAX + 16];
@@ -116,7 +98,7 @@ server_start(const char *dir, int port, const char *password)
 static void
 server(const char *what, const char *dir)
 {
-	if (run("'%s/tests/servers/redis' %s '%s' >/dev/null 2>&1", root, what, dir) != 0)
+	if (tap_run("'%s/tests/servers/redis' %s '%s' >/dev/null 2>&1", root, what, dir) != 0)
 		diag("tests/servers/redis %s %s failed", what, dir);
 }
 
@@ -128,7 +110,7 @@ servers_down(void)
 	server("kill", dir_a);
 	server("kill", dir_pw);
 	server("kill", dir_late);
-	run("rm -rf '%s'", tmproot);
+	tap_run("rm -rf '%s'", tmproot);
 	tmproot[0] = '\0';
 	tap_guardian_release();
 }

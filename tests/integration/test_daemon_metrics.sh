@@ -20,17 +20,10 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
-diag() { sed 's/^/# /' "$@" | head -n 40; }
-is() { # is DESC GOT WANT
-	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1"; echo "#   got: '$2'"; echo "#  want: '$3'"; fi
-}
-like() { # like DESC GOT ERE
-	if [[ $2 =~ $3 ]]; then ok "$1"; else not_ok "$1"; echo "#   got: '$2'"; echo "#  want: /$3/"; fi
-}
+# The TAP helpers (ok, not_ok, diag, is, like) of the world tests; this
+# test starts no world.
+# shellcheck source=tests/world/testlib.sh
+. "${MTASTS_SOURCE_ROOT:-$(dirname "$0")/../..}/tests/world/testlib.sh"
 
 PORT=18501
 MPORT=19461

@@ -881,6 +881,36 @@ test_load(void **state)
 	unlink(path);
 	rmdir(dir);
 }
+/* The peer's redis-py URL parameters: what the Redis backend gets. */
+static const struct {
+	const char *in, *url, *unused;
+	unsigned timeout_ms;
+} redis_targets[] = {
+	{ "redis://127.0.0.1/0", "redis://127.0.0.1/0", "", 5000 },
+	{ "redis://127.0.0.1/0?socket_timeout=1.5", "redis://127.0.0.1/0", "", 1500 },
+	{ "redis://h?db=3", "redis://h/3", "", 5000 },
+	{ "redis://h/2?db=3", "redis://h/2", "", 5000 },
+	{ "redis://h/0?socket_timeout=5&socket_connect_timeout=5&max_connections=9",
+	  "redis://h/0", "socket_connect_timeout,max_connections", 5000 },
+	{ "redis://h/0?socket_timeout=0", "redis://h/0", "socket_timeout", 5000 },
+	{ "unix:///run/r.sock?db=4&socket_timeout=2", "unix:///run/r.sock?db=4", "", 2000 },
+	{ "redis://h/0?db=x", "redis://h/0", "db", 5000 },
+};
+
+static void
+test_redis_target(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof redis_targets / sizeof redis_targets[0]; i++) {
+		char url[256], unused[128];
+		unsigned t = 5000;
+		stsd_redis_target(redis_targets[i].in, url, sizeof url, &t, unused, sizeof unused);
+		assert_string_equal(url, redis_targets[i].url);
+		assert_string_equal(unused, redis_targets[i].unused);
+		assert_int_equal(t, redis_targets[i].timeout_ms);
+	}
+}
+
 
 int
 main(void)
@@ -898,6 +928,7 @@ main(void)
 		cmocka_unit_test(test_all_errors_at_once),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_load),
+		cmocka_unit_test(test_redis_target),
 	};
 	size_t nm = sizeof more / sizeof more[0];
 	struct CMUnitTest *tests = calloc(nd + nv + nm, sizeof *tests);
