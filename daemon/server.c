@@ -84,6 +84,8 @@ struct conn {
 	struct sts_netstring_dec dec;
 	struct req *head, *tail;
 	unsigned n_writes;
+	unsigned n_queued;               /* requests not yet answered and sent */
+	bool paused;                     /* reading stopped: STSD_MAX_PIPELINE reached */
 	int closes_pending;
 	bool eof, broken, shut, closing;
 	unsigned long id;
@@ -144,6 +146,8 @@ struct stsd_server {
 };
 
 static void conn_flush(struct conn *c);
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static const struct sts_netmod *net_module(struct stsd_server *s, char *err, size_t errsz);
 static void conn_close(struct conn *c);
 static void server_maybe_finish(struct stsd_server *s);
@@ -615,6 +619,7 @@ req_push(struct conn *c)
 	else
 		c->head = q;
 	c->tail = q;
+	c->n_queued++;
 	return q;
 }
 
@@ -782,6 +787,7 @@ conn_flush(struct conn *c)
 		c->head = q->next;
 		if (c->head == NULL)
 			c->tail = NULL;
+		c->n_queued--;
 		const char *p = q->reply.data ? q->reply.data : "";
 		int rc = sts_netstring_encode(&batch, p, q->reply.len, STS_SM_REPLY_MAX);
 		if (rc == STS_ETOOBIG && batch.len > 0) {
@@ -806,6 +812,14 @@ conn_flush(struct conn *c)
 		return;
 	}
 	sts_buf_free(&batch);
+	if (c->paused && !c->closing && !c->srv->stopping && c->n_queued < STSD_MAX_PIPELINE / 2) {
+		c->paused = false;
+		if (uv_read_start(&c->u.stream, alloc_cb, read_cb) < 0) {
+			conn_close(c);
+			return;
+		}
+		sts_log(c->srv->log, STS_LOG_DEBUG, "conn %lu: reading again", c->id);
+	}
 	if (c->closing || c->head != NULL || c->n_writes > 0)
 		return;
 	if (c->broken) {
@@ -957,6 +971,16 @@ read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		break;  /* MORE */
 	}
 	conn_flush(c);
+	/* Too many requests waiting for lookups: read no more until they are
+	 * answered (a client cannot make the daemon queue without bound; one
+	 * read of at most 64 KiB may still pass the limit). */
+	if (!c->closing && !c->paused && !c->eof && !c->broken &&
+	    c->n_queued >= STSD_MAX_PIPELINE) {
+		c->paused = true;
+		uv_read_stop(&c->u.stream);
+		sts_log(s->log, STS_LOG_DEBUG, "conn %lu: %u requests waiting: pausing reads",
+			c->id, c->n_queued);
+	}
 }
 
 static void

@@ -31,7 +31,9 @@
 
 #include "config.h"
 
-#define STSD_MAX_PIPELINE 1000u        /* unanswered requests per connection */
+#define STSD_MAX_PIPELINE 1000u        /* unanswered requests per connection; more
+					* and the connection is not read until half
+					* of them are answered */
 
 struct stsd_server;
 

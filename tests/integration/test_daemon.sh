@@ -608,6 +608,51 @@ MTASTS_NETMOD=$tmp/no-such-module.so "$D" --check-config -c "$tmp/badr.yml" >"$t
 is "netmod missing: --check-config of a Redis cache fails" "$?" 1
 like "netmod missing: ... saying why" "$(cat "$tmp/cc.out")" "cannot load the network module"
 
+# --- a connection with too many waiting requests is not read until they are answered -----
+cat >"$tmp/bp.yml" <<Y
+host: 127.0.0.1
+port: 18481
+resolver: ["$RESOLVER"]
+ca_file: $CA_FILE
+cache:
+  type: internal
+zones:
+  tempz:
+    temp_on_failure: true
+    timeout: 1
+Y
+"$D" -c "$tmp/bp.yml" -v debug -l "$tmp/bp.log" &
+BPPID=$!
+wait_port 18481
+# 1500 requests for a domain whose HTTPS host stalls, in one write: each
+# waits the zone's 1 s; then one more request on the same connection.
+got=$(timeout 60 python3 - <<'PY'
+import socket
+s = socket.create_connection(("127.0.0.1", 18481), 10); s.settimeout(20)
+def ns(p): b = p.encode(); return str(len(b)).encode() + b":" + b + b","
+s.sendall(ns("tempz stall.test") * 1500)
+buf = b""; replies = []
+def one():
+    global buf
+    while True:
+        i = buf.find(b":")
+        if i > 0:
+            n = int(buf[:i])
+            if len(buf) >= i + n + 2:
+                r = buf[i + 1:i + 1 + n].decode(); buf = buf[i + n + 2:]; return r
+        d = s.recv(65536)
+        if not d: return None
+        buf += d
+temp = sum(1 for _ in range(1500) if (one() or "").startswith("TEMP "))
+s.sendall(ns("postfix [192.0.2.1]"))
+print(temp, repr(one()))
+PY
+)
+is "backpressure: 1500 waiting requests all answered, then the connection reads again" "$got" "1500 'NOTFOUND '"
+like "backpressure: reads paused and resumed" "$(cat "$tmp/bp.log")" "requests waiting: pausing reads.*"
+like "backpressure: ... and resumed" "$(cat "$tmp/bp.log")" "conn [0-9]+: reading again"
+kill -TERM "$BPPID"; wait "$BPPID"
+
 # --- the answer map drops its least recently used entry when full ------------------------
 cat >"$tmp/lru.yml" <<Y
 host: 127.0.0.1
